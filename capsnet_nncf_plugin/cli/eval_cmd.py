@@ -1,0 +1,62 @@
+"""``capsq eval``: accuracy of a checkpoint on a dataset split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from capsnet_nncf_plugin.data import load_dataset
+from capsnet_nncf_plugin.evaluation import evaluate_accuracy
+from capsnet_nncf_plugin.models import load_checkpoint
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a checkpoint's accuracy",
+        description="Print the top-1 accuracy (percent) of a checkpoint on a dataset split.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by `capsq train`")
+    parser.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's own)")
+    parser.add_argument("--split", default="test", choices=["test", "val", "train"])
+    parser.add_argument("--data-root", default=None, help="directory with the official dataset files")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    checkpoint = load_checkpoint(args.checkpoint)
+    dataset_name = args.dataset or checkpoint.metadata.get("dataset")
+    if not dataset_name:
+        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --dataset NAME")
+    dataset = load_dataset(dataset_name, args.split, root=args.data_root)
+    started = time.perf_counter()
+    accuracy = evaluate_accuracy(
+        checkpoint.model,
+        dataset,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        progress=not args.no_progress,
+        description=f"{dataset_name}/{args.split}",
+    )
+    count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+    result = {
+        "checkpoint": str(args.checkpoint),
+        "dataset": dataset_name,
+        "split": args.split,
+        "images": count,
+        "accuracy": round(accuracy, 4),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{dataset_name}/{args.split}: accuracy {accuracy:.2f}% on {count} images ({result['seconds']} s)"
+        )
+    return 0

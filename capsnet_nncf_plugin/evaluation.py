@@ -1,0 +1,57 @@
+"""Batched accuracy of any classifier (float, fake-quantized or integer) on a labelled image dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+
+def iterate_batches(
+    dataset: Dataset, batch_size: int, limit: int | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yields ``(float images, int64 labels)`` in order; fast path for datasets holding tensors.
+
+    A dataset with ``images`` (uint8 ``[N, C, H, W]``) and ``labels`` attributes is sliced directly, which
+    is an order of magnitude faster than item-by-item collation.
+    """
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    images = getattr(dataset, "images", None)
+    labels = getattr(dataset, "labels", None)
+    if isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor):
+        for start in range(0, count, batch_size):
+            stop = min(start + batch_size, count)
+            yield images[start:stop].to(torch.float32), labels[start:stop]
+        return
+    seen = 0
+    for batch_images, batch_labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        take = min(len(batch_labels), count - seen)
+        yield batch_images[:take].to(torch.float32), torch.as_tensor(batch_labels[:take])
+        seen += take
+        if seen >= count:
+            return
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    dataset: Dataset,
+    batch_size: int = 500,
+    limit: int | None = None,
+    progress: bool = False,
+    description: str = "eval",
+) -> float:
+    """Top-1 accuracy in percent of ``model`` (images -> class scores) over the first ``limit`` items."""
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    if count == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    correct = 0
+    with tqdm(total=count, desc=description, unit="img", disable=not progress, leave=False) as bar:
+        for images, labels in iterate_batches(dataset, batch_size, count):
+            correct += int((model(images).argmax(dim=1) == labels).sum())
+            bar.update(len(labels))
+    return 100.0 * correct / count
