@@ -8,7 +8,7 @@ import time
 
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
-from capsnet_nncf_plugin.models import load_checkpoint
+from capsnet_nncf_plugin.models import open_checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print the top-1 accuracy (percent) of a checkpoint on a dataset split.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by `capsq train`")
+    parser.add_argument("--checkpoint", required=True, help="`capsq train` checkpoint or zoo:NAME")
     parser.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's own)")
     parser.add_argument("--split", default="test", choices=["test", "val", "train"])
     parser.add_argument("--data-root", default=None, help="directory with the official dataset files")
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = open_checkpoint(args.checkpoint)
     dataset_name = args.dataset or checkpoint.metadata.get("dataset")
     if not dataset_name:
         raise ValueError(f"{args.checkpoint} does not record its dataset; pass --dataset NAME")

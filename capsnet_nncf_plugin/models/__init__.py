@@ -5,14 +5,30 @@ from capsnet_nncf_plugin.models.checkpoint import Checkpoint, load_checkpoint, s
 from capsnet_nncf_plugin.models.deepcaps import DeepCaps
 from capsnet_nncf_plugin.models.registry import available_models, create
 from capsnet_nncf_plugin.models.shallowcaps import ShallowCaps
+from capsnet_nncf_plugin.models.zoo import (
+    ZOO_PREFIX,
+    ZooEntry,
+    add_to_zoo,
+    available_pretrained,
+    load_pretrained,
+    open_checkpoint,
+    read_manifest,
+)
 
 __all__ = [
+    "ZOO_PREFIX",
     "CapsuleClassifier",
     "Checkpoint",
     "DeepCaps",
     "ShallowCaps",
+    "ZooEntry",
+    "add_to_zoo",
     "available_models",
+    "available_pretrained",
     "create",
     "load_checkpoint",
+    "load_pretrained",
+    "open_checkpoint",
+    "read_manifest",
     "save_checkpoint",
 ]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from capsnet_nncf_plugin.atomic_file import atomic_output
 from capsnet_nncf_plugin.errors import CheckpointError
 from capsnet_nncf_plugin.models.base import CapsuleClassifier
 from capsnet_nncf_plugin.models.registry import create
@@ -25,21 +25,6 @@ class Checkpoint:
     model: CapsuleClassifier
     metadata: dict[str, Any] = field(default_factory=dict)
     training_state: dict[str, Any] | None = None
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(obj, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_checkpoint(
@@ -59,7 +44,10 @@ def save_checkpoint(
     }
     if training_state is not None:
         payload["training_state"] = training_state
-    return atomic_torch_save(payload, path)
+    path = Path(path)
+    with atomic_output(path) as pending:
+        torch.save(payload, pending.stream)
+    return path
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:

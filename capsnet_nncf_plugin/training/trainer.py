@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.data import ImageDataset, load_dataset
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.models import CapsuleClassifier, create, load_checkpoint, save_checkpoint
@@ -60,13 +59,6 @@ class TrainResult:
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _write_json_atomic(path: Path, payload: Any) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=2)
-    os.replace(temporary, path)
 
 
 def build_model(
@@ -214,5 +206,5 @@ def train(
             "best_val_accuracy": best_val,
         }
         save_checkpoint(last_path, model, metadata, training_state)
-        _write_json_atomic(out_dir / HISTORY, history)
+        write_text_atomically(out_dir / HISTORY, json.dumps(history, indent=2))
     return TrainResult(best_path, last_path, best_val, history)

@@ -1,0 +1,39 @@
+"""Reproduces every zoo manifest accuracy on the full official test set and prints a table.
+
+    python benchmarks/zoo_accuracy.py            # all zoo models
+    python benchmarks/zoo_accuracy.py NAME ...   # some of them
+
+Exits non-zero if any measured accuracy differs from the manifest.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from capsnet_nncf_plugin.data import load_dataset
+from capsnet_nncf_plugin.evaluation import evaluate_accuracy
+from capsnet_nncf_plugin.models import load_pretrained, read_manifest
+
+
+def main(names: list[str]) -> int:
+    manifest = read_manifest()
+    names = names or sorted(manifest)
+    print(f"{'model':<22}{'dataset':<15}{'manifest %':>11}{'measured %':>11}{'images':>8}{'seconds':>9}")
+    mismatches = 0
+    for name in names:
+        entry = manifest[name]
+        test_set = load_dataset(entry.dataset, "test")
+        started = time.perf_counter()
+        accuracy = evaluate_accuracy(load_pretrained(name), test_set, progress=True, description=name)
+        seconds = time.perf_counter() - started
+        mismatches += round(accuracy, 4) != entry.test_accuracy
+        print(
+            f"{name:<22}{entry.dataset:<15}{entry.test_accuracy:>11.2f}{accuracy:>11.2f}"
+            f"{len(test_set):>8}{seconds:>9.1f}"
+        )
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Where dataset files come from: package registries (npm, Debian) and the official download sites."""

@@ -1,0 +1,63 @@
+"""The train/val/test split policy: the last 5,000 official training images are held out as ``val``.
+
+``val`` feeds calibration and bit-width search, so it must never overlap the images a model was trained on.
+Taking a fixed tail of the official training set (rather than a random sample) keeps it identical on every
+machine without storing indices.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+VALIDATION_SIZE = 5_000
+
+OfficialPart = Literal["train", "test"]
+OFFICIAL_PARTS: tuple[OfficialPart, ...] = ("train", "test")
+
+
+def check_split(split: str) -> str:
+    """Return ``split`` normalised to lower case.
+
+    Raises:
+        ValueError: ``split`` is not one of ``train``, ``val``, ``test``.
+    """
+    normalised = split.strip().lower()
+    if normalised not in SPLITS:
+        raise ValueError(
+            f"unknown split {split!r}; valid splits are: {', '.join(SPLITS)} "
+            f"(val = the last {VALIDATION_SIZE:,} images of the official training set)"
+        )
+    return normalised
+
+
+def official_part_for(split: str) -> OfficialPart:
+    """The official file set (``train`` or ``test``) that a split is cut from."""
+    return "test" if check_split(split) == "test" else "train"
+
+
+def split_bounds(split: str, official_count: int) -> tuple[int, int]:
+    """The ``[start, stop)`` slice of the official part that makes up ``split``.
+
+    Raises:
+        ValueError: the official training set is too small to hold out a validation split.
+    """
+    split = check_split(split)
+    if split == "test":
+        return (0, official_count)
+    if official_count <= VALIDATION_SIZE:
+        raise ValueError(
+            f"the training set holds only {official_count} images; more than {VALIDATION_SIZE} are needed "
+            "to hold out the validation split"
+        )
+    boundary = official_count - VALIDATION_SIZE
+    return (0, boundary) if split == "train" else (boundary, official_count)
+
+
+def split_sizes(official_train_count: int, official_test_count: int) -> dict[str, int]:
+    """How many images each split has, given the official part sizes."""
+    sizes = {"test": official_test_count}
+    for split in ("train", "val"):
+        start, stop = split_bounds(split, official_train_count)
+        sizes[split] = stop - start
+    return {split: sizes[split] for split in SPLITS}
