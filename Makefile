@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 # Datasets fetched from the package registries live here (git-ignored); the library reads CAPSQ_CACHE.
 export CAPSQ_CACHE ?= $(CURDIR)/.cache
+# NNCF compiles a C++ extension on first use; on 2 busy cores that can exceed its 60 s default limit.
+export NNCF_EXTENSION_LOAD_TIMEOUT ?= 900
 PYTEST_ARGS ?=
 
 .PHONY: setup install data test demo lint format clean
