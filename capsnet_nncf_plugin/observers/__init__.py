@@ -1,0 +1,83 @@
+"""Power-of-two quantization: the core arithmetic, the clipping rules, and torch.ao observers over them.
+
+The core (:mod:`.power_of_two`, :mod:`.clipping`, :mod:`.fixed_ranges`) is plain torch and the one place
+the maths exists; the observer and fake-quantize classes are thin torch.ao shells over it. See
+docs/observers.md.
+"""
+
+from capsnet_nncf_plugin.observers.clipping import (
+    CLIP_MODES,
+    DEFAULT_PERCENTILE,
+    hardware_exponent,
+    minmax_exponent,
+    mse_exponent,
+    percentile_exponent,
+    quantization_mse,
+    smallest_exponent_covering,
+)
+from capsnet_nncf_plugin.observers.errors import CalibrationError
+from capsnet_nncf_plugin.observers.fake_quantize import PowerOfTwoFakeQuantize
+from capsnet_nncf_plugin.observers.fixed_range_observer import FixedRangeObserver
+from capsnet_nncf_plugin.observers.fixed_ranges import (
+    coupling_coefficient_exponent,
+    fixed_exponent_for_range,
+    squash_output_exponent,
+)
+from capsnet_nncf_plugin.observers.integer_format import MAX_BITS, MIN_BITS, check_bits, quant_range
+from capsnet_nncf_plugin.observers.observer import (
+    DEFAULT_RESERVOIR_SIZE,
+    PowerOfTwoObserver,
+    PowerOfTwoPerChannelObserver,
+)
+from capsnet_nncf_plugin.observers.power_of_two import (
+    MAX_EXPONENT,
+    MIN_EXPONENT,
+    dequantize,
+    fake_quantize,
+    power_of_two,
+    quantize,
+)
+from capsnet_nncf_plugin.observers.presets import (
+    coupling_observer,
+    get_pot_qconfig,
+    pot_activation_observer,
+    pot_weight_observer,
+    squash_output_observer,
+)
+from capsnet_nncf_plugin.observers.torch_ao_dtype import torch_ao_dtype
+
+__all__ = [
+    "CLIP_MODES",
+    "DEFAULT_PERCENTILE",
+    "DEFAULT_RESERVOIR_SIZE",
+    "MAX_BITS",
+    "MAX_EXPONENT",
+    "MIN_BITS",
+    "MIN_EXPONENT",
+    "CalibrationError",
+    "FixedRangeObserver",
+    "PowerOfTwoFakeQuantize",
+    "PowerOfTwoObserver",
+    "PowerOfTwoPerChannelObserver",
+    "check_bits",
+    "coupling_coefficient_exponent",
+    "coupling_observer",
+    "dequantize",
+    "fake_quantize",
+    "fixed_exponent_for_range",
+    "get_pot_qconfig",
+    "hardware_exponent",
+    "minmax_exponent",
+    "mse_exponent",
+    "percentile_exponent",
+    "pot_activation_observer",
+    "pot_weight_observer",
+    "power_of_two",
+    "quant_range",
+    "quantization_mse",
+    "quantize",
+    "smallest_exponent_covering",
+    "squash_output_exponent",
+    "squash_output_observer",
+    "torch_ao_dtype",
+]
