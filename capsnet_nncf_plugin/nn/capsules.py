@@ -34,12 +34,15 @@ class PrimaryCapsules(nn.Module):
         (k_h, k_w), (s_h, s_w) = self.conv.kernel_size, self.conv.stride
         return (height - k_h) // s_h + 1, (width - k_w) // s_w + 1
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def poses(self, features: torch.Tensor) -> torch.Tensor:
+        """The capsules before squash, ``[N, caps*H'*W', dim]``."""
         poses = self.conv(features)
         batch, _, height, width = poses.shape
         poses = poses.reshape(batch, self.num_capsules, self.capsule_dim, height, width)
-        poses = poses.permute(0, 1, 3, 4, 2).reshape(batch, -1, self.capsule_dim)
-        return self.squash(poses)
+        return poses.permute(0, 1, 3, 4, 2).reshape(batch, -1, self.capsule_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.squash(self.poses(features))
 
 
 class VoteTransform(nn.Module):

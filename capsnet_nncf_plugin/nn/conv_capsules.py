@@ -37,11 +37,14 @@ class ConvCaps2d(nn.Module):
         )
         self.squash = Squash(dim=2)
 
-    def forward(self, capsule_map: torch.Tensor) -> torch.Tensor:
+    def poses(self, capsule_map: torch.Tensor) -> torch.Tensor:
+        """The capsule map before squash, ``[N, out_capsules, out_dim, H', W']``."""
         batch, capsules, dim, height, width = capsule_map.shape
         poses = self.conv(capsule_map.reshape(batch, capsules * dim, height, width))
-        poses = poses.reshape(batch, self.out_capsules, self.out_dim, poses.shape[-2], poses.shape[-1])
-        return self.squash(poses)
+        return poses.reshape(batch, self.out_capsules, self.out_dim, poses.shape[-2], poses.shape[-1])
+
+    def forward(self, capsule_map: torch.Tensor) -> torch.Tensor:
+        return self.squash(self.poses(capsule_map))
 
 
 class ConvCaps3d(nn.Module):
@@ -73,14 +76,21 @@ class ConvCaps3d(nn.Module):
         )
         self.routing = DynamicRouting(iterations)
 
-    def forward(self, capsule_map: torch.Tensor) -> torch.Tensor:
+    def routed_votes(self, capsule_map: torch.Tensor) -> torch.Tensor:
+        """Votes with the positions folded into the batch: ``[N*H*W, I, J, D_out]``."""
         batch, capsules, dim, height, width = capsule_map.shape
         votes = self.votes(capsule_map.reshape(batch, 1, capsules * dim, height, width))
         # [N, J*D, I, H, W] -> [N*H*W, I, J, D]
         votes = votes.reshape(batch, self.out_capsules, self.out_dim, capsules, height, width)
-        votes = votes.permute(0, 4, 5, 3, 1, 2).reshape(
+        return votes.permute(0, 4, 5, 3, 1, 2).reshape(
             batch * height * width, capsules, self.out_capsules, -1
         )
-        outputs = self.routing(votes)
+
+    def unfold_positions(self, outputs: torch.Tensor, capsule_map: torch.Tensor) -> torch.Tensor:
+        """Routed capsules ``[N*H*W, J, D_out]`` back to a capsule map ``[N, J, D_out, H, W]``."""
+        batch, _, _, height, width = capsule_map.shape
         outputs = outputs.reshape(batch, height, width, self.out_capsules, self.out_dim)
         return outputs.permute(0, 3, 4, 1, 2)
+
+    def forward(self, capsule_map: torch.Tensor) -> torch.Tensor:
+        return self.unfold_positions(self.routing(self.routed_votes(capsule_map)), capsule_map)

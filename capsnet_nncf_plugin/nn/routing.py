@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from capsnet_nncf_plugin.nn.squash import Squash
+
+#: ``observe(tensor_name, iteration, tensor)``: a callback that sees the routing tensors b, c, s and v.
+RoutingObserver = Callable[[str, int, torch.Tensor], None]
 
 
 class DynamicRouting(nn.Module):
@@ -24,11 +29,25 @@ class DynamicRouting(nn.Module):
         self.squash = Squash(dim=-1)
 
     def forward(self, votes: torch.Tensor) -> torch.Tensor:
+        return self.route(votes)
+
+    def route(self, votes: torch.Tensor, observe: RoutingObserver | None = None) -> torch.Tensor:
+        """The routing loop; ``observe(tensor_name, iteration, tensor)`` sees b (from iteration 1), c, s, v.
+
+        Calibration of quantized routing passes ``observe``; ``forward`` does not, so tracing is unaffected.
+        """
         logits = votes.new_zeros(votes.shape[:3])
         outputs = votes
         for iteration in range(self.iterations):
+            if observe is not None and iteration > 0:
+                observe("b", iteration, logits)
             coupling = torch.softmax(logits, dim=2)
-            outputs = self.squash((coupling.unsqueeze(-1) * votes).sum(dim=1))
+            pre_activation = (coupling.unsqueeze(-1) * votes).sum(dim=1)
+            outputs = self.squash(pre_activation)
+            if observe is not None:
+                observe("c", iteration, coupling)
+                observe("s", iteration, pre_activation)
+                observe("v", iteration, outputs)
             if iteration < self.iterations - 1:
                 logits = logits + (votes * outputs.unsqueeze(1)).sum(dim=-1)
         return outputs

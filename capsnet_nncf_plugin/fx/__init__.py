@@ -1,0 +1,35 @@
+"""The torch.ao FX adapter: capsule-aware qconfigs and custom-module configs for prepare_fx/convert_fx.
+
+prepared = prepare_fx(model, get_capsnet_qconfig_mapping(...), example_inputs,
+                      prepare_custom_config=get_capsnet_prepare_custom_config(),
+                      backend_config=get_capsnet_backend_config())
+... calibrate: run prepared(batch) on a few batches ...
+quantized = convert_fx(prepared, convert_custom_config=get_capsnet_convert_custom_config(),
+                       backend_config=get_capsnet_backend_config())
+"""
+
+from capsnet_nncf_plugin.fx.custom_configs import (
+    get_capsnet_convert_custom_config,
+    get_capsnet_prepare_custom_config,
+)
+from capsnet_nncf_plugin.fx.custom_modules import QuantizationPoint
+from capsnet_nncf_plugin.fx.points import quantization_points
+from capsnet_nncf_plugin.fx.qconfig import (
+    LayerBits,
+    RoutingBits,
+    get_capsnet_qconfig_mapping,
+)
+from capsnet_nncf_plugin.fx.workflow import quantize_fx
+from capsnet_nncf_plugin.patterns import get_capsnet_backend_config
+
+__all__ = [
+    "LayerBits",
+    "QuantizationPoint",
+    "RoutingBits",
+    "get_capsnet_backend_config",
+    "get_capsnet_convert_custom_config",
+    "get_capsnet_prepare_custom_config",
+    "get_capsnet_qconfig_mapping",
+    "quantization_points",
+    "quantize_fx",
+]

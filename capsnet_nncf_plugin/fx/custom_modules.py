@@ -1,0 +1,486 @@
+"""Observed and quantized custom modules: where the quantization points of an FX-quantized model live.
+
+torch.ao's own convert quantizes activations with ``torch.quantize_per_tensor``, which knows no bit-width
+below 8, and lowers layers to 8-bit kernels. The plugin therefore registers every layer it quantizes as a
+*custom module*: ``prepare_fx`` swaps it for an observed module (calibration) and ``convert_fx`` for a
+quantized one, which hands its output observer to it. A quantized module
+
+* takes its input either from another quantized module (float values already on its grid) or from a
+  ``torch.quantize_per_tensor`` that torch inserted (then it re-applies its own, possibly narrower, range);
+* computes with power-of-two weights of any bit-width (2..16), and runs squash and dynamic routing in the
+  integer arithmetic of :mod:`capsnet_nncf_plugin.ops`;
+* returns float values on its output grid, so the next module reads them exactly.
+
+Every point is a :class:`~capsnet_nncf_plugin.observers.quantizer.PowerOfTwoQuantizer`;
+``quantization_points`` lists them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.ao.nn.intrinsic import ConvReLU2d
+
+from capsnet_nncf_plugin.fx.qconfig import RoutingBits
+from capsnet_nncf_plugin.nn import (
+    ClassCapsules,
+    ConvCaps2d,
+    ConvCaps3d,
+    DynamicRouting,
+    PrimaryCapsules,
+    Squash,
+    VoteTransform,
+)
+from capsnet_nncf_plugin.observers import (
+    CalibrationError,
+    FixedRangeObserver,
+    PowerOfTwoObserver,
+    coupling_coefficient_exponent,
+    dequantize,
+    quant_range,
+    squash_output_exponent,
+)
+from capsnet_nncf_plugin.observers.activation_observer import signed_from_container
+from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
+from capsnet_nncf_plugin.ops import RoutingQuantization, int_dynamic_routing, int_squash
+from capsnet_nncf_plugin.ops.operands import MAX_OP_EXPONENT, MIN_OP_EXPONENT
+
+
+@dataclass(frozen=True)
+class QuantizationPoint:
+    """One quantized tensor of a model: what ``quantization_points`` reports."""
+
+    name: str
+    kind: str  # "weight", "activation" or "routing"
+    bits: int
+    signed: bool
+    exponent: int | tuple[int, ...]
+    elements_per_sample: int  # for weights: the number of parameters
+
+
+def exponent_of_scale(scale: float, where: str) -> int:
+    """``e`` with ``scale == 2**e`` exactly; anything else is not a scale this plugin produced."""
+    mantissa, exponent = math.frexp(scale)
+    if mantissa != 0.5:
+        raise CalibrationError(
+            f"{where}: scale {scale!r} is not a power of two; quantize with the plugin's qconfigs"
+        )
+    return exponent - 1
+
+
+def read_input(tensor: torch.Tensor, bits: int) -> tuple[torch.Tensor, PowerOfTwoQuantizer | None]:
+    """A module input as float values on its grid, and the input quantizer if torch quantized it.
+
+    A ``torch.quantize_per_tensor`` output holds up to 8 (or 32) bits; the module's own ``bits`` narrow it.
+    """
+    if not tensor.is_quantized:
+        return tensor, None
+    zero_point = int(tensor.q_zero_point())
+    signed = signed_from_container(tensor.dtype, zero_point)
+    quantizer = PowerOfTwoQuantizer(bits, signed, exponent_of_scale(float(tensor.q_scale()), "input"))
+    low, high = quant_range(bits, signed)
+    codes = (tensor.int_repr().to(torch.int64) - zero_point).clamp_(low, high)
+    return quantizer.dequantize(codes.to(torch.float32)), quantizer
+
+
+def integer_op_quantizer(observer: PowerOfTwoObserver) -> PowerOfTwoQuantizer:
+    """Freeze an observer feeding an integer capsule op, its exponent kept inside the op's proven range.
+
+    Raising a tiny exponent to the op's minimum only coarsens values far below anything that changes a
+    squash or a softmax; lowering a huge one clips values that would overflow the op's int64 arithmetic.
+    """
+    quantizer = PowerOfTwoQuantizer.from_observer(observer)
+    exponent = min(max(quantizer.exponent, MIN_OP_EXPONENT), MAX_OP_EXPONENT)
+    return PowerOfTwoQuantizer(quantizer.bits, quantizer.signed, exponent)
+
+
+def _per_sample(tensor: torch.Tensor, batch: int) -> int:
+    return tensor.numel() // max(batch, 1)
+
+
+class ObservedModule(nn.Module):
+    """Calibration form: runs the float layer and observes its internal tensors."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+        self.qconfig = layer.qconfig
+        self.elements: dict[str, int] = {}
+
+    @classmethod
+    def from_float(cls, layer: nn.Module) -> ObservedModule:
+        return cls(layer)
+
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        output = self.layer(tensor)
+        self.record("input", tensor, tensor)
+        self.record("output", output, tensor)
+        return output
+
+    def record(self, point: str, tensor: torch.Tensor, layer_input: torch.Tensor) -> None:
+        """Remember the elements per sample of an internal tensor (for memory accounting)."""
+        self.elements.setdefault(point, _per_sample(tensor, layer_input.shape[0]))
+
+    def activation_bits(self) -> int:
+        return self.qconfig.activation().bits
+
+    def signed_activation_observer(self, name: str) -> PowerOfTwoObserver:
+        """An observer of an internal signed tensor (votes, pre-squash): the qconfig's bits and clipping."""
+        template = self.qconfig.activation()
+        return PowerOfTwoObserver(bits=template.bits, signed=True, clip=template.clip, name=name)
+
+
+class QuantizedModule(nn.Module):
+    """Inference form: integer weights, power-of-two activations, integer capsule ops."""
+
+    def __init__(self, observed: ObservedModule) -> None:
+        super().__init__()
+        self.input_bits = observed.activation_bits()
+        self.elements = dict(observed.elements)
+        self.input_quantizer: PowerOfTwoQuantizer | None = None
+
+    @classmethod
+    def from_observed(cls, observed: ObservedModule) -> QuantizedModule:
+        return cls(observed)
+
+    def _input(self, tensor: torch.Tensor) -> torch.Tensor:
+        values, quantizer = read_input(tensor, self.input_bits)
+        if quantizer is not None:
+            self.input_quantizer = quantizer
+        return values
+
+    def points(self, name: str) -> list[QuantizationPoint]:
+        """This module's quantization points, named under ``name``."""
+        raise NotImplementedError
+
+
+def _output_quantizer(observed: ObservedModule) -> PowerOfTwoQuantizer:
+    observer = getattr(observed, "activation_post_process", None)
+    if observer is None:
+        raise CalibrationError(
+            "convert_fx gave the module no output observer; prepare it with the plugin's configs"
+        )
+    return PowerOfTwoQuantizer.from_observer(observer)
+
+
+class _QuantizedWeights(nn.Module):
+    """The weight of a layer as integer codes with per-output-channel power-of-two exponents."""
+
+    def __init__(self, layer: nn.Module, weight_observer: PowerOfTwoObserver, name: str) -> None:
+        super().__init__()
+        weight = layer.weight.detach()
+        weight_observer.name = name
+        weight_observer(weight)
+        self.quantizer = PowerOfTwoQuantizer.from_observer(weight_observer)
+        self.register_buffer("codes", self.quantizer.quantize(weight).to(torch.int16))
+        self.register_buffer(
+            "values", self.quantizer.dequantize(self.codes.to(torch.float32)), persistent=False
+        )
+
+    def point(self, name: str) -> QuantizationPoint:
+        return QuantizationPoint(
+            name, "weight", self.quantizer.bits, True, self.quantizer.exponent, self.codes.numel()
+        )
+
+
+def _with_quantized_weight(
+    layer: nn.Module, observed: ObservedModule, name: str
+) -> tuple[nn.Module, _QuantizedWeights]:
+    weights = _QuantizedWeights(layer, observed.qconfig.weight(), name)
+    quantized_layer = copy.deepcopy(layer)
+    del quantized_layer.weight
+    quantized_layer.register_buffer("weight", weights.values, persistent=False)
+    return quantized_layer, weights
+
+
+def _activation_point(name: str, quantizer: PowerOfTwoQuantizer, elements: int) -> QuantizationPoint:
+    return QuantizationPoint(
+        name, "activation", quantizer.bits, quantizer.signed, quantizer.exponent, elements
+    )
+
+
+# --- plain layers: Conv2d, ConvReLU2d, Conv3d, Linear, BatchNorm2d -----------------------------------------
+
+
+class ObservedLayer(ObservedModule):
+    """Observed form of a layer with one weight (or none) and one output."""
+
+
+class QuantizedLayer(QuantizedModule):
+    """A float layer run on grid values with power-of-two integer weights; output on its grid."""
+
+    def __init__(self, observed: ObservedModule) -> None:
+        super().__init__(observed)
+        layer = observed.layer
+        self.weights: _QuantizedWeights | None = None
+        if isinstance(getattr(layer, "weight", None), torch.Tensor) and not isinstance(layer, nn.BatchNorm2d):
+            self.layer, self.weights = _with_quantized_weight(layer, observed, "weight")
+        else:
+            # BatchNorm keeps its per-channel affine in float (256 of DeepCaps' 8.4M parameters);
+            # its output is quantized like any activation.
+            self.layer = copy.deepcopy(layer)
+        self.output_quantizer = _output_quantizer(observed)
+
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.output_quantizer.fake_quantize(self.layer(self._input(tensor)))
+
+    def points(self, name: str) -> list[QuantizationPoint]:
+        points = [] if self.weights is None else [self.weights.point(f"{name}.weight")]
+        return [*points, _activation_point(f"{name}.output", self.output_quantizer, self.elements["output"])]
+
+
+# --- squash ---------------------------------------------------------------------------------------
+
+
+def _squash_output_quantizer(bits: int) -> PowerOfTwoQuantizer:
+    return PowerOfTwoQuantizer(bits, True, squash_output_exponent(bits))
+
+
+def integer_squash(
+    pre: torch.Tensor, pre_quantizer: PowerOfTwoQuantizer, output_bits: int, dim: int
+) -> torch.Tensor:
+    """Squash in integer arithmetic: quantize the pre-activation, ``int_squash``, dequantize the result."""
+    codes = pre_quantizer.quantize(pre).to(torch.int32)
+    squashed = int_squash(codes, pre_quantizer.exponent, output_bits, dim)
+    return dequantize(squashed.to(torch.float32), squash_output_exponent(output_bits))
+
+
+class ObservedSquashLayer(ObservedModule):
+    """Observed form of Squash, PrimaryCapsules and ConvCaps2d: also observes the pre-activation."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__(layer)
+        self.pre_observer = self.signed_activation_observer("pre_squash")
+
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        pre = tensor if isinstance(self.layer, Squash) else self.layer.poses(tensor)
+        self.pre_observer(pre)
+        output = self.layer.squash(pre) if not isinstance(self.layer, Squash) else self.layer(pre)
+        for point, value in (("input", tensor), ("pre_squash", pre), ("output", output)):
+            self.record(point, value, tensor)
+        return output
+
+
+class QuantizedSquashLayer(QuantizedModule):
+    """Poses from power-of-two weights, then integer squash to the output bit-width."""
+
+    def __init__(self, observed: ObservedSquashLayer) -> None:
+        super().__init__(observed)
+        self.pre_quantizer = integer_op_quantizer(observed.pre_observer)
+        self.output_quantizer = _squash_output_quantizer(_output_quantizer(observed).bits)
+        layer = observed.layer
+        self.dim = layer.dim if isinstance(layer, Squash) else layer.squash.dim
+        self.weights: _QuantizedWeights | None = None
+        if isinstance(layer, Squash):
+            self.layer = None
+        else:
+            self.layer = copy.deepcopy(layer)
+            self.layer.conv, self.weights = _with_quantized_weight(layer.conv, observed, "conv.weight")
+
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        values = self._input(tensor)
+        pre = values if self.layer is None else self.layer.poses(values)
+        return integer_squash(pre, self.pre_quantizer, self.output_quantizer.bits, self.dim)
+
+    def points(self, name: str) -> list[QuantizationPoint]:
+        points = [] if self.weights is None else [self.weights.point(f"{name}.conv.weight")]
+        return [
+            *points,
+            _activation_point(f"{name}.pre_squash", self.pre_quantizer, self.elements["pre_squash"]),
+            _activation_point(f"{name}.output", self.output_quantizer, self.elements["output"]),
+        ]
+
+
+# --- dynamic routing ------------------------------------------------------------------------------
+
+
+class RoutingObservers(nn.Module):
+    """Observers of the routing tensors: b (iterations >= 1) and s per iteration; c and v are fixed."""
+
+    def __init__(self, iterations: int, qconfig: torch.ao.quantization.QConfig) -> None:
+        super().__init__()
+        routing = qconfig.activation().routing or RoutingBits()
+        self.iterations = iterations
+        self.logit_bits = routing.per_iteration("logits", iterations - 1)
+        self.coupling_bits = routing.per_iteration("coupling", iterations)
+        self.pre_bits = routing.per_iteration("pre_activation", iterations)
+        self.out_bits = routing.per_iteration("output", iterations)
+        self.logits = nn.ModuleList(
+            PowerOfTwoObserver(bits=bits, signed=True, clip="minmax", name=f"b[{index + 1}]")
+            for index, bits in enumerate(self.logit_bits)
+        )
+        self.pre = nn.ModuleList(
+            PowerOfTwoObserver(bits=bits, signed=True, clip="minmax", name=f"s[{index}]")
+            for index, bits in enumerate(self.pre_bits)
+        )
+        self.coupling = nn.ModuleList(
+            FixedRangeObserver(bits=bits, signed=False, max_abs=1.0, name=f"c[{index}]")
+            for index, bits in enumerate(self.coupling_bits)
+        )
+        self.elements: dict[str, int] = {}
+
+    def __call__(self, tensor_name: str, iteration: int, tensor: torch.Tensor) -> None:  # type: ignore[override]
+        if tensor_name == "b":
+            self.logits[iteration - 1](tensor)
+        elif tensor_name == "s":
+            self.pre[iteration](tensor)
+        elif tensor_name == "c":
+            self.coupling[iteration](tensor)
+        self.elements.setdefault(f"{tensor_name}[{iteration}]", tensor[0].numel() if tensor.dim() else 1)
+
+    def freeze(self, votes: PowerOfTwoQuantizer) -> RoutingQuantization:
+        return RoutingQuantization(
+            iterations=self.iterations,
+            votes_exponent=votes.exponent,
+            votes_bits=votes.bits,
+            coupling_bits=self.coupling_bits,
+            pre_exponents=tuple(integer_op_quantizer(o).exponent for o in self.pre),
+            pre_bits=self.pre_bits,
+            out_bits=self.out_bits,
+            logit_exponents=tuple(integer_op_quantizer(o).exponent for o in self.logits),
+            logit_bits=self.logit_bits,
+        )
+
+
+def routing_points(
+    name: str, params: RoutingQuantization, elements: dict[str, int], rows: int
+) -> list[QuantizationPoint]:
+    """The per-iteration routing tensors as quantization points (``rows`` routings per sample)."""
+    points = []
+    for t in range(params.iterations):
+        if t > 0:
+            points.append(
+                QuantizationPoint(
+                    f"{name}.b[{t}]",
+                    "routing",
+                    params.logit_bits[t - 1],
+                    True,
+                    params.logit_exponents[t - 1],
+                    elements[f"b[{t}]"] * rows,
+                )
+            )
+        points.append(
+            QuantizationPoint(
+                f"{name}.c[{t}]",
+                "routing",
+                params.coupling_bits[t],
+                False,
+                coupling_coefficient_exponent(params.coupling_bits[t]),
+                elements[f"c[{t}]"] * rows,
+            )
+        )
+        points.append(
+            QuantizationPoint(
+                f"{name}.s[{t}]",
+                "routing",
+                params.pre_bits[t],
+                True,
+                params.pre_exponents[t],
+                elements[f"s[{t}]"] * rows,
+            )
+        )
+        points.append(
+            QuantizationPoint(
+                f"{name}.v[{t}]",
+                "routing",
+                params.out_bits[t],
+                True,
+                squash_output_exponent(params.out_bits[t]),
+                elements[f"v[{t}]"] * rows,
+            )
+        )
+    return points
+
+
+class ObservedRoutingLayer(ObservedModule):
+    """Observed form of DynamicRouting, ClassCapsules and ConvCaps3d: votes and routing tensors observed."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__(layer)
+        routing = layer if isinstance(layer, DynamicRouting) else layer.routing
+        self.routing_observers = RoutingObservers(routing.iterations, self.qconfig)
+        self.votes_observer = self.signed_activation_observer("votes")
+
+    def _votes(self, tensor: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.layer, DynamicRouting):
+            return tensor
+        if isinstance(self.layer, ClassCapsules):
+            return self.layer.votes(tensor)
+        return self.layer.routed_votes(tensor)
+
+    def _finish(self, outputs: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        return self.layer.unfold_positions(outputs, tensor) if isinstance(self.layer, ConvCaps3d) else outputs
+
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        votes = self._votes(tensor)
+        self.votes_observer(votes)
+        routing = self.layer if isinstance(self.layer, DynamicRouting) else self.layer.routing
+        outputs = routing.route(votes, observe=self.routing_observers)
+        self.record("input", tensor, tensor)
+        self.record("votes", votes, tensor)
+        self.elements.setdefault("rows", votes.shape[0] // max(tensor.shape[0], 1))
+        return self._finish(outputs, tensor)
+
+
+class QuantizedRoutingLayer(QuantizedModule):
+    """Votes from power-of-two weights, quantized; integer dynamic routing; capsules on the squash grid."""
+
+    def __init__(self, observed: ObservedRoutingLayer) -> None:
+        super().__init__(observed)
+        layer = observed.layer
+        self.votes_quantizer = integer_op_quantizer(observed.votes_observer)
+        self.routing = observed.routing_observers.freeze(self.votes_quantizer)
+        self.routing_elements = dict(observed.routing_observers.elements)
+        self.output_quantizer = _squash_output_quantizer(self.routing.output_bits)
+        self.weights: _QuantizedWeights | None = None
+        if isinstance(layer, DynamicRouting):
+            self.layer = None
+        else:
+            self.layer = copy.deepcopy(layer)
+            self.layer.votes, self.weights = _with_quantized_weight(layer.votes, observed, "votes.weight")
+
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        values = self._input(tensor)
+        if self.layer is None:
+            votes = values
+        elif isinstance(self.layer, ClassCapsules):
+            votes = self.layer.votes(values)
+        else:
+            votes = self.layer.routed_votes(values)
+        codes = self.votes_quantizer.quantize(votes).to(torch.int32)
+        routed = int_dynamic_routing(codes, self.routing)
+        outputs = dequantize(routed.to(torch.float32), self.routing.output_exponent)
+        return self.layer.unfold_positions(outputs, values) if isinstance(self.layer, ConvCaps3d) else outputs
+
+    def points(self, name: str) -> list[QuantizationPoint]:
+        points = [] if self.weights is None else [self.weights.point(f"{name}.votes.weight")]
+        points.append(_activation_point(f"{name}.votes", self.votes_quantizer, self.elements["votes"]))
+        return points + routing_points(name, self.routing, self.routing_elements, self.elements["rows"])
+
+
+# --- the mappings ---------------------------------------------------------------------------------
+
+FLOAT_TO_OBSERVED: dict[type[nn.Module], type[ObservedModule]] = {
+    nn.Conv2d: ObservedLayer,
+    ConvReLU2d: ObservedLayer,
+    nn.Conv3d: ObservedLayer,
+    nn.Linear: ObservedLayer,
+    nn.BatchNorm2d: ObservedLayer,
+    VoteTransform: ObservedLayer,
+    Squash: ObservedSquashLayer,
+    PrimaryCapsules: ObservedSquashLayer,
+    ConvCaps2d: ObservedSquashLayer,
+    DynamicRouting: ObservedRoutingLayer,
+    ClassCapsules: ObservedRoutingLayer,
+    ConvCaps3d: ObservedRoutingLayer,
+}
+
+OBSERVED_TO_QUANTIZED: dict[type[ObservedModule], type[QuantizedModule]] = {
+    ObservedLayer: QuantizedLayer,
+    ObservedSquashLayer: QuantizedSquashLayer,
+    ObservedRoutingLayer: QuantizedRoutingLayer,
+}

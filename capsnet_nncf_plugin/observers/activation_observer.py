@@ -1,0 +1,73 @@
+"""``PowerOfTwoActivationObserver``: a per-tensor observer whose signedness follows the data.
+
+An activation observer built from a qconfig watches several tensors (a layer's input and its output) that
+may differ in sign: pixels and ReLU outputs are non-negative, pre-activations and capsule poses are not.
+Spending the sign bit only where negative values were seen buys one bit of resolution everywhere else.
+
+To torch.ao it reports a container wide enough for either sign: ``quint8`` up to 8 bits (a signed tensor
+then has zero point 128, as onnxruntime's fast uint8 kernels want) and ``qint32`` above. The narrower
+range of the actual format is applied by the plugin's quantized modules, not by torch's quantize op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from capsnet_nncf_plugin.observers.integer_format import quant_range
+from capsnet_nncf_plugin.observers.observer import PowerOfTwoObserver
+from capsnet_nncf_plugin.observers.power_of_two import power_of_two
+
+
+def container_dtype(bits: int) -> torch.dtype:
+    """The torch.ao dtype that holds a ``bits``-wide format of either sign."""
+    return torch.quint8 if bits <= 8 else torch.qint32
+
+
+def container_zero_point(bits: int, signed: bool) -> int:
+    """Zero point that places a ``bits``-wide format inside its container and tells its sign.
+
+    quint8: 128 for signed formats (the uint8 encoding onnxruntime's fast kernels want), 0 for unsigned.
+    qint32: 0 for signed formats, ``-2**(bits-1)`` for unsigned ones.
+    """
+    if bits <= 8:
+        return 128 if signed else 0
+    return 0 if signed else -(2 ** (bits - 1))
+
+
+def signed_from_container(dtype: torch.dtype, zero_point: int) -> bool:
+    """Inverse of :func:`container_zero_point` for the sign: read it back from a quantized tensor."""
+    return zero_point != 0 if dtype == torch.quint8 else zero_point == 0
+
+
+class PowerOfTwoActivationObserver(PowerOfTwoObserver):
+    """Per-tensor power-of-two observer; signed if and only if a negative value was observed.
+
+    Args are those of :class:`PowerOfTwoObserver` except ``signed`` (decided by the data) and ``dtype``
+    (the container, see the module doc). ``bits`` is the width of the actual format. ``routing`` carries
+    the routing-tensor bit-widths of the layer this observer's qconfig configures: torch.ao rebuilds
+    QConfig objects during prepare, so the observer constructor is the one place a per-layer setting
+    reaches the plugin's observed routing modules through. The observer itself does not use it.
+    """
+
+    def __init__(self, bits: int = 8, clip: str = "hardware", routing: Any = None, **kwargs: Any) -> None:
+        for argument in ("signed", "dtype", "ch_axis"):
+            if argument in kwargs:
+                raise ValueError(f"PowerOfTwoActivationObserver chooses {argument} itself; do not pass it")
+        super().__init__(bits=bits, signed=False, clip=clip, dtype=container_dtype(bits), **kwargs)
+        self.routing = routing
+
+    def _exponents(self) -> torch.Tensor:
+        if int(self.batches_seen) > 0:
+            signed = bool(self.min_val.min() < 0)
+            if signed != self.signed:
+                self.signed = signed
+                self.quant_min, self.quant_max = quant_range(self.bits, signed)
+                self._cached_exponents = None
+        return super()._exponents()
+
+    def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        exponents = self._exponents()
+        zero_point = container_zero_point(self.bits, self.signed)
+        return power_of_two(exponents), torch.full_like(exponents, zero_point, dtype=torch.int64)
