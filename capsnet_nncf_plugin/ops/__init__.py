@@ -4,11 +4,11 @@ Quantized torch models call these (through ``torch.ops.capsnet.*``, registered o
 onnxruntime kernels mirror them bit for bit; docs/integer-ops.md is the specification both follow.
 """
 
+from capsnet_nncf_plugin.observers.integer_format import MAX_BITS, MIN_BITS, quant_range
 from capsnet_nncf_plugin.ops import library
 from capsnet_nncf_plugin.ops.exp2_tables import EXP2_COARSE, EXP2_FINE
 from capsnet_nncf_plugin.ops.fixed_point import (
     bit_length,
-    quant_range,
     requantize,
     round_shift,
     rounded_divide,
@@ -16,9 +16,7 @@ from capsnet_nncf_plugin.ops.fixed_point import (
 )
 from capsnet_nncf_plugin.ops.integer_sqrt import integer_sqrt
 from capsnet_nncf_plugin.ops.operands import (
-    MAX_BITS,
     MAX_OP_EXPONENT,
-    MIN_BITS,
     MIN_OP_EXPONENT,
     storage_dtype,
 )

@@ -10,21 +10,13 @@ from __future__ import annotations
 
 import torch
 
-from capsnet_nncf_plugin.ops.operands import check_bits
+from capsnet_nncf_plugin.observers.integer_format import quant_range
 
 Shift = int | torch.Tensor
 
 #: Largest shift amount the primitives accept: with ``|x| < 2^62`` a right shift by 62 is already 0 or ±1,
 #: and C++ leaves shifts by 64 or more undefined.
 MAX_SHIFT = 62
-
-
-def quant_range(bits: int, signed: bool) -> tuple[int, int]:
-    """``(qmin, qmax)`` of a ``bits``-wide format: ``[-2^(b-1), 2^(b-1) - 1]`` or ``[0, 2^b - 1]``."""
-    check_bits(bits, "bits")
-    if signed:
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
 
 
 def saturate(values: torch.Tensor, bits: int, signed: bool) -> torch.Tensor:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import torch
 
-#: Narrowest integer format: one bit carries no magnitude once a sign or a zero is needed.
-MIN_BITS = 2
-#: Widest integer format. Inputs are at most 16-bit, which is what bounds every product below 2^62.
-MAX_BITS = 16
+from capsnet_nncf_plugin.observers.integer_format import quant_range
+
 #: Smallest exponent an op accepts. It keeps ``2^(2 * 31) + |s|^2`` inside int64 in ``int_squash``.
 MIN_OP_EXPONENT = -31
 #: Largest exponent an op accepts. It keeps ``int_squash``'s numerator ``|s| * R * 2^c`` below 2^61 and every
@@ -23,17 +21,6 @@ INT64_BOUND = 1 << 62
 
 #: Tensor dtypes an op reads integer operands from; values are checked against the declared bit range.
 INTEGER_INPUT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64)
-
-
-def check_bits(bits: int, argument: str) -> int:
-    """Return ``bits`` if it is an integer in ``MIN_BITS..MAX_BITS``, else raise ``ValueError``."""
-    # bool is an int subclass; True as a bit-width is a caller's mistake, not 1 bit.
-    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(
-            f"{argument} must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}; "
-            f"pick a bit-width in that range"
-        )
-    return bits
 
 
 def check_exponent(exponent: int, argument: str) -> int:
@@ -50,7 +37,7 @@ def check_exponent(exponent: int, argument: str) -> int:
 
 def signed_range(bits: int) -> tuple[int, int]:
     """``(qmin, qmax)`` of a two's complement ``bits``-wide integer."""
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return quant_range(bits, signed=True)
 
 
 def check_integer_tensor(tensor: torch.Tensor, argument: str, bits: int) -> torch.Tensor:

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from capsnet_nncf_plugin.ops.operands import check_bits, check_exponent
+from capsnet_nncf_plugin.observers.integer_format import check_bits
+from capsnet_nncf_plugin.ops.operands import check_exponent
 
 #: Upper limit on routing iterations: the papers use 3; more only multiplies the cost.
 MAX_ROUTING_ITERATIONS = 16

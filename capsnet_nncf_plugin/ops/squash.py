@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import torch
 
+from capsnet_nncf_plugin.observers.integer_format import check_bits
 from capsnet_nncf_plugin.ops.fixed_point import bit_length, rounded_divide, saturate
 from capsnet_nncf_plugin.ops.integer_sqrt import integer_sqrt
 from capsnet_nncf_plugin.ops.operands import (
-    check_bits,
     check_exponent,
     check_integer_dtype,
     check_integer_tensor,

@@ -6,9 +6,9 @@ from fractions import Fraction
 import pytest
 import torch
 
+from capsnet_nncf_plugin.observers.integer_format import quant_range
 from capsnet_nncf_plugin.ops.fixed_point import (
     bit_length,
-    quant_range,
     requantize,
     round_shift,
     rounded_divide,
