@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.ao.nn.intrinsic import ConvReLU2d
+from torch.ao.nn.intrinsic import ConvReLU2d, _FusedModule
 
 from capsnet_nncf_plugin.fx.qconfig import RoutingBits
 from capsnet_nncf_plugin.nn import (
@@ -215,14 +215,21 @@ class QuantizedLayer(QuantizedModule):
 
     def __init__(self, observed: ObservedModule) -> None:
         super().__init__(observed)
-        layer = observed.layer
+        layer = copy.deepcopy(observed.layer)
+        # A fused Conv+ReLU is a sequence whose first member holds the weight.
+        weighted = layer[0] if isinstance(layer, _FusedModule) else layer
         self.weights: _QuantizedWeights | None = None
-        if isinstance(getattr(layer, "weight", None), torch.Tensor) and not isinstance(layer, nn.BatchNorm2d):
-            self.layer, self.weights = _with_quantized_weight(layer, observed, "weight")
-        else:
-            # BatchNorm keeps its per-channel affine in float (256 of DeepCaps' 8.4M parameters);
-            # its output is quantized like any activation.
-            self.layer = copy.deepcopy(layer)
+        if isinstance(getattr(weighted, "weight", None), torch.Tensor) and not isinstance(
+            weighted, nn.BatchNorm2d
+        ):
+            quantized, self.weights = _with_quantized_weight(weighted, observed, "weight")
+            if isinstance(layer, _FusedModule):
+                layer[0] = quantized
+            else:
+                layer = quantized
+        # BatchNorm keeps its per-channel affine in float (256 of DeepCaps' 8.4M parameters); its output is
+        # quantized like any activation.
+        self.layer = layer
         self.output_quantizer = _output_quantizer(observed)
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
