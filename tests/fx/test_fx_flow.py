@@ -181,5 +181,5 @@ def test_untraceable_model_is_a_clear_error(images):
         def forward(self, x):
             return x if x.sum() > 0 else -x
 
-    with pytest.raises(ValueError, match="cannot be traced by torch.fx"):
+    with pytest.raises(ValueError, match=r"cannot be traced by torch\.fx"):
         quantize_fx(DataDependent(), [images])
