@@ -46,7 +46,7 @@ from capsnet_nncf_plugin.observers import (
 )
 from capsnet_nncf_plugin.observers.activation_observer import signed_from_container
 from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
-from capsnet_nncf_plugin.ops import RoutingQuantization, int_dynamic_routing, int_squash
+from capsnet_nncf_plugin.ops import RoutingQuantization, int_dynamic_routing, int_squash, requantize
 from capsnet_nncf_plugin.ops.operands import MAX_OP_EXPONENT, MIN_OP_EXPONENT
 
 
@@ -158,13 +158,17 @@ class QuantizedModule(nn.Module):
         raise NotImplementedError
 
 
-def _output_quantizer(observed: ObservedModule) -> PowerOfTwoQuantizer:
+def _output_observer(observed: ObservedModule) -> PowerOfTwoObserver:
     observer = getattr(observed, "activation_post_process", None)
     if observer is None:
         raise CalibrationError(
             "convert_fx gave the module no output observer; prepare it with the plugin's configs"
         )
-    return PowerOfTwoQuantizer.from_observer(observer)
+    return observer
+
+
+def _output_quantizer(observed: ObservedModule) -> PowerOfTwoQuantizer:
+    return PowerOfTwoQuantizer.from_observer(_output_observer(observed))
 
 
 class _QuantizedWeights(nn.Module):
@@ -247,13 +251,29 @@ def _squash_output_quantizer(bits: int) -> PowerOfTwoQuantizer:
     return PowerOfTwoQuantizer(bits, True, squash_output_exponent(bits))
 
 
+#: Squash computes at this width, then rounds to the output format: capsules whose components stay well
+#: below 1 (primary capsules) get a finer exponent than the full (-1, 1) range would allow.
+WIDE_SQUASH_BITS = 16
+
+
+def squash_output_quantizer(observer: PowerOfTwoObserver) -> PowerOfTwoQuantizer:
+    """Signed output format of a squash from its calibrated output observer (at most the full (-1, 1))."""
+    observed = PowerOfTwoQuantizer.from_observer(observer)
+    # An observer that saw no negative value chose an unsigned exponent; the signed format needs one more.
+    exponent = observed.exponent if observed.signed else observed.exponent + 1
+    lowest = squash_output_exponent(WIDE_SQUASH_BITS)
+    exponent = min(max(exponent, lowest), squash_output_exponent(observed.bits))
+    return PowerOfTwoQuantizer(observed.bits, True, exponent)
+
+
 def integer_squash(
-    pre: torch.Tensor, pre_quantizer: PowerOfTwoQuantizer, output_bits: int, dim: int
+    pre: torch.Tensor, pre_quantizer: PowerOfTwoQuantizer, output: PowerOfTwoQuantizer, dim: int
 ) -> torch.Tensor:
-    """Squash in integer arithmetic: quantize the pre-activation, ``int_squash``, dequantize the result."""
+    """Integer squash: pre-activation codes, ``int_squash`` at 16 bits, rounded to the ``output`` format."""
     codes = pre_quantizer.quantize(pre).to(torch.int32)
-    squashed = int_squash(codes, pre_quantizer.exponent, output_bits, dim)
-    return dequantize(squashed.to(torch.float32), squash_output_exponent(output_bits))
+    wide = int_squash(codes, pre_quantizer.exponent, WIDE_SQUASH_BITS, dim).to(torch.int64)
+    shift = output.exponent - squash_output_exponent(WIDE_SQUASH_BITS)
+    return output.dequantize(requantize(wide, shift, output.bits, signed=True).to(torch.float32))
 
 
 class ObservedSquashLayer(ObservedModule):
@@ -278,7 +298,7 @@ class QuantizedSquashLayer(QuantizedModule):
     def __init__(self, observed: ObservedSquashLayer) -> None:
         super().__init__(observed)
         self.pre_quantizer = integer_op_quantizer(observed.pre_observer)
-        self.output_quantizer = _squash_output_quantizer(_output_quantizer(observed).bits)
+        self.output_quantizer = squash_output_quantizer(_output_observer(observed))
         layer = observed.layer
         self.dim = layer.dim if isinstance(layer, Squash) else layer.squash.dim
         self.weights: _QuantizedWeights | None = None
@@ -291,7 +311,7 @@ class QuantizedSquashLayer(QuantizedModule):
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
         values = self._input(tensor)
         pre = values if self.layer is None else self.layer.poses(values)
-        return integer_squash(pre, self.pre_quantizer, self.output_quantizer.bits, self.dim)
+        return integer_squash(pre, self.pre_quantizer, self.output_quantizer, self.dim)
 
     def points(self, name: str) -> list[QuantizationPoint]:
         points = [] if self.weights is None else [self.weights.point(f"{name}.conv.weight")]
