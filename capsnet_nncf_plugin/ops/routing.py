@@ -111,16 +111,49 @@ def int_dynamic_routing(votes: torch.Tensor, params: RoutingQuantization) -> tor
     return routing_int64(units, params).to(storage_dtype(params.output_bits, signed=True))
 
 
+#: Integers below 2^53 in magnitude are exact float64 values, and so are sums of them that stay below it.
+FLOAT64_EXACT_INTEGERS = 1 << 53
+
+
+class _VoteProducts:
+    """The two integer multiply-and-sums of routing, over votes laid out ``[N, J, I, D]`` once.
+
+    Integer products and sums below 2^53 are exact in float64 whatever the summation order, so batched
+    float64 matrix products give the same int64 results as the plain integer loops, several times faster.
+    The coupling sum is exact there when ``I * 2^bc * 2^(bu-1) < 2^53``; otherwise it falls back to int64.
+    The agreement (``|A| <= 2^36``) always is.
+    """
+
+    def __init__(self, votes: torch.Tensor, params: RoutingQuantization) -> None:
+        self.votes = votes
+        self.by_output = votes.to(torch.float64).transpose(1, 2).contiguous()  # [N, J, I, D]
+        largest_product = (1 << max(params.coupling_bits)) * (1 << (params.votes_bits - 1))
+        self.coupling_exact_in_float = votes.shape[1] * largest_product < FLOAT64_EXACT_INTEGERS
+
+    def coupled_sum(self, coupling: torch.Tensor) -> torch.Tensor:
+        """``sum_I C * U``: ``[N, I, J]`` x ``[N, I, J, D]`` -> ``[N, J, D]``."""
+        if not self.coupling_exact_in_float:
+            return (coupling.unsqueeze(-1) * self.votes).sum(dim=1)
+        weights = coupling.to(torch.float64).transpose(1, 2).unsqueeze(2)  # [N, J, 1, I]
+        return torch.matmul(weights, self.by_output).squeeze(2).to(torch.int64)
+
+    def agreement(self, outputs: torch.Tensor) -> torch.Tensor:
+        """``sum_D U * V``: ``[N, I, J, D]`` x ``[N, J, D]`` -> ``[N, I, J]``."""
+        products = torch.matmul(self.by_output, outputs.to(torch.float64).unsqueeze(-1))  # [N, J, I, 1]
+        return products.squeeze(-1).transpose(1, 2).to(torch.int64)
+
+
 def routing_int64(votes: torch.Tensor, params: RoutingQuantization) -> torch.Tensor:
     """The arithmetic of :func:`int_dynamic_routing` on validated int64 votes; returns int64 ``[N, J, D]``."""
     logits = torch.zeros(votes.shape[:3], dtype=torch.int64, device=votes.device)
+    products = _VoteProducts(votes, params)
     logit_exponent = 0  # B_0 = 0: its softmax is uniform whatever the exponent
     outputs = votes.new_zeros((votes.shape[0], votes.shape[2], votes.shape[3]))
     for iteration in range(params.iterations):
         coupling_bits = params.coupling_bits[iteration]
         pre_exponent = params.pre_exponents[iteration]
         coupling = softmax_int64(logits, logit_exponent, coupling_bits, dim=2)  # [N, I, J]
-        accumulator = (coupling.unsqueeze(-1) * votes).sum(dim=1)  # [N, J, D], exponent e_u - bc
+        accumulator = products.coupled_sum(coupling)  # [N, J, D], exponent e_u - bc
         pre_activation = requantize(
             accumulator,
             pre_exponent - (params.votes_exponent - coupling_bits),
@@ -130,7 +163,7 @@ def routing_int64(votes: torch.Tensor, params: RoutingQuantization) -> torch.Ten
         outputs = squash_int64(pre_activation, pre_exponent, params.out_bits[iteration], dim=-1)
         if iteration == params.iterations - 1:
             break
-        agreement = (votes * outputs.unsqueeze(1)).sum(dim=-1)  # [N, I, J], |A| <= D 2^(bu-1) 2^(bv-1)
+        agreement = products.agreement(outputs)  # [N, I, J], |A| <= D 2^(bu-1) 2^(bv-1)
         agreement_exponent = params.votes_exponent - (params.out_bits[iteration] - 1)
         if iteration == 0:
             logit_exponent = agreement_exponent
