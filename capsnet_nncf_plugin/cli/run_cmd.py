@@ -1,0 +1,56 @@
+"""``capsq run``: the main job, end to end."""
+
+from __future__ import annotations
+
+import argparse
+
+from capsnet_nncf_plugin.observers import CLIP_MODES
+from capsnet_nncf_plugin.pipeline import RunConfig, run, summary_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="the main job: FP32 accuracy, power-of-two quantization, integer accuracy, memory",
+        description="Evaluate a float model, quantize it with power-of-two scales (torch.ao FX flow, integer "
+        "squash and routing), evaluate the integer model and account its memory; print a summary table and "
+        "write summary.json and report.md to --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    defaults = RunConfig()
+    parser.add_argument("--model", default=defaults.model, help="zoo:NAME or a checkpoint of `capsq train`")
+    parser.add_argument("--dataset", default=None, help="dataset (default: the model's own)")
+    parser.add_argument("--data-root", default=None, help="directory with the official dataset files")
+    parser.add_argument("--weight-bits", type=int, default=defaults.weight_bits)
+    parser.add_argument("--activation-bits", type=int, default=defaults.activation_bits)
+    parser.add_argument("--routing-bits", type=int, default=defaults.routing_bits)
+    parser.add_argument("--clip", default=defaults.clip, choices=CLIP_MODES, help="activation clipping mode")
+    parser.add_argument(
+        "--calibration",
+        type=int,
+        default=defaults.calibration_images,
+        help="validation images used for calibration",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N test images only")
+    parser.add_argument("--out", default=defaults.out_dir, help="report folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    config = RunConfig(
+        model=args.model,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        weight_bits=args.weight_bits,
+        activation_bits=args.activation_bits,
+        routing_bits=args.routing_bits,
+        clip=args.clip,
+        calibration_images=args.calibration,
+        test_limit=args.limit,
+        out_dir=args.out,
+    )
+    result = run(config, progress=not args.no_progress)
+    print(summary_table(result))
+    print(f"\nreport: {config.out_dir}/report.md")
+    return 0

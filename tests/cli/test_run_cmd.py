@@ -1,0 +1,61 @@
+"""``capsq run`` end to end on real MNIST; an untrained ShallowCaps, as the job is under test."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from capsnet_nncf_plugin.cli import main
+from capsnet_nncf_plugin.data import is_fetched, load_dataset
+from capsnet_nncf_plugin.evaluation import evaluate_accuracy
+from capsnet_nncf_plugin.models import create, load_checkpoint, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    if not is_fetched("mnist"):
+        if os.environ.get("CI"):
+            pytest.fail("MNIST is missing in CI; `make setup` fetches it")
+        pytest.skip("needs MNIST: run `capsq data fetch mnist`")
+    torch.manual_seed(0)
+    return save_checkpoint(
+        tmp_path_factory.mktemp("run") / "model.pt", create("shallowcaps"), {"dataset": "mnist"}
+    )
+
+
+def test_run_prints_the_summary_and_writes_the_report(checkpoint, tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(
+        [
+            "run",
+            "--model",
+            str(checkpoint),
+            "--limit",
+            "200",
+            "--calibration",
+            "64",
+            "--clip",
+            "mse",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "integer accuracy (torch)" in printed and "smaller" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_images"] == 200 and summary["dataset"] == "mnist"
+    expected = evaluate_accuracy(load_checkpoint(checkpoint).model, load_dataset("mnist", "test"), limit=200)
+    assert summary["fp32_accuracy"] == expected
+    assert summary["quantized_accuracy"] == summary["fp32_accuracy"] + summary["accuracy_delta"]
+    # 8-bit weights with FP32 biases: just under 4x; activations exactly 4x.
+    assert 3.9 < summary["memory"]["weight_reduction"] < 4.0
+    assert summary["memory"]["activation_reduction"] == pytest.approx(4.0)
+    assert (out / "report.md").read_text().startswith("# capsq run")
+
+
+def test_run_without_a_zoo_model_names_the_fix(tmp_path, capsys):
+    assert main(["run", "--model", "zoo:nope", "--out", str(tmp_path)]) == 2
+    assert "capsq zoo list" in capsys.readouterr().err
