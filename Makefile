@@ -16,8 +16,9 @@ setup: install data
 
 install: $(VENV)/.installed
 
-# torch is pinned first so that no other requirement pulls a CUDA build of it.
-$(VENV)/.installed: pyproject.toml CMakeLists.txt
+# torch is pinned first so that no other requirement pulls a CUDA build of it. The install also compiles the
+# onnxruntime custom-op library (csrc/), so a change there reinstalls.
+$(VENV)/.installed: pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/null)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"

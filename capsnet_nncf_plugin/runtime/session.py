@@ -1,0 +1,85 @@
+"""onnxruntime sessions with the ``capsnet`` custom ops: :func:`session_options` and
+:func:`InferenceSession`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+import onnxruntime
+
+from capsnet_nncf_plugin.runtime.library import library_path
+from capsnet_nncf_plugin.runtime.output_types import declare_output_types
+
+#: Session config entry recording that the library is registered in a SessionOptions object:
+#: onnxruntime refuses to create a session whose options registered the same domain twice.
+REGISTERED_CONFIG_KEY = "capsnet.custom_ops_library"
+#: onnxruntime's config key for the folder of external initializers when the model comes as bytes.
+_EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
+_DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+
+ModelSource = str | os.PathLike | bytes | onnx.ModelProto
+
+
+def session_options(options: onnxruntime.SessionOptions | None = None) -> onnxruntime.SessionOptions:
+    """``options`` (or new ones) with the custom-op library registered; registering twice is a no-op."""
+    if options is None:
+        options = onnxruntime.SessionOptions()
+    if not _is_registered(options):
+        path = str(library_path())
+        options.register_custom_ops_library(path)
+        options.add_session_config_entry(REGISTERED_CONFIG_KEY, path)
+    return options
+
+
+def InferenceSession(
+    path_or_bytes: ModelSource,
+    sess_options: onnxruntime.SessionOptions | None = None,
+    providers: list | tuple | None = None,
+    **kwargs,
+) -> onnxruntime.InferenceSession:
+    """An ``onnxruntime.InferenceSession`` that can run ``capsnet`` ops, on the CPU provider by default.
+
+    ``path_or_bytes`` is a model path, serialized model or ``onnx.ModelProto``. The library is registered
+    into ``sess_options`` (which are modified, as with :func:`session_options`), and the output dtypes of
+    ``capsnet`` nodes that the model does not declare are added (:func:`declare_output_types`) before the
+    model reaches onnxruntime. Other keyword arguments go to ``onnxruntime.InferenceSession``.
+    """
+    options = session_options(sess_options)
+    model = _with_declared_output_types(path_or_bytes, options)
+    return onnxruntime.InferenceSession(
+        model, sess_options=options, providers=list(providers or _DEFAULT_PROVIDERS), **kwargs
+    )
+
+
+def _is_registered(options: onnxruntime.SessionOptions) -> bool:
+    return bool(_config_entry(options, REGISTERED_CONFIG_KEY))
+
+
+def _config_entry(options: onnxruntime.SessionOptions, key: str) -> str:
+    try:
+        return options.get_session_config_entry(key)
+    except RuntimeError:  # onnxruntime raises for a key that was never set
+        return ""
+
+
+def _with_declared_output_types(source: ModelSource, options: onnxruntime.SessionOptions) -> str | bytes:
+    """The model as onnxruntime takes it: unchanged if it declares its capsnet output types, else bytes."""
+    if isinstance(source, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(source)
+        declare_output_types(model)
+        return model.SerializeToString()
+    if isinstance(source, bytes):
+        model = onnx.load_model_from_string(source)
+        return model.SerializeToString() if declare_output_types(model) else source
+    path = Path(os.fspath(source))
+    model = onnx.load_model(str(path), load_external_data=False)
+    if not declare_output_types(model):
+        return str(path)
+    # The model now reaches onnxruntime as bytes: external initializers are found relative to this folder.
+    if not _config_entry(options, _EXTERNAL_DATA_FOLDER_KEY):
+        options.add_session_config_entry(_EXTERNAL_DATA_FOLDER_KEY, str(path.resolve().parent))
+    return model.SerializeToString()
