@@ -350,7 +350,8 @@ class RoutingObservers(nn.Module):
         )
         self.elements: dict[str, int] = {}
 
-    def __call__(self, tensor_name: str, iteration: int, tensor: torch.Tensor) -> None:  # type: ignore[override]
+    def observe(self, tensor_name: str, iteration: int, tensor: torch.Tensor) -> None:
+        """The callback ``DynamicRouting.route`` calls with each routing tensor."""
         if tensor_name == "b":
             self.logits[iteration - 1](tensor)
         elif tensor_name == "s":
@@ -446,7 +447,7 @@ class ObservedRoutingLayer(ObservedModule):
         votes = self._votes(tensor)
         self.votes_observer(votes)
         routing = self.layer if isinstance(self.layer, DynamicRouting) else self.layer.routing
-        outputs = routing.route(votes, observe=self.routing_observers)
+        outputs = routing.route(votes, observe=self.routing_observers.observe)
         self.record("input", tensor, tensor)
         self.record("votes", votes, tensor)
         self.elements.setdefault("rows", votes.shape[0] // max(tensor.shape[0], 1))
