@@ -141,17 +141,13 @@ class QuantizedModule(nn.Module):
         super().__init__()
         self.input_bits = observed.activation_bits()
         self.elements = dict(observed.elements)
-        self.input_quantizer: PowerOfTwoQuantizer | None = None
 
     @classmethod
     def from_observed(cls, observed: ObservedModule) -> QuantizedModule:
         return cls(observed)
 
     def _input(self, tensor: torch.Tensor) -> torch.Tensor:
-        values, quantizer = read_input(tensor, self.input_bits)
-        if quantizer is not None:
-            self.input_quantizer = quantizer
-        return values
+        return read_input(tensor, self.input_bits)[0]
 
     def points(self, name: str) -> list[QuantizationPoint]:
         """This module's quantization points, named under ``name``."""

@@ -183,3 +183,10 @@ def test_untraceable_model_is_a_clear_error(images):
 
     with pytest.raises(ValueError, match=r"cannot be traced by torch\.fx"):
         quantize_fx(DataDependent(), [images])
+
+
+def test_input_points_are_read_from_the_graph_without_running_it(tiny_model, images):
+    points = {p.name: p for p in quantization_points(plain_flow(tiny_model, images))}
+    # Raw pixels x 2^-8 in [0, 1): unsigned 8-bit with scale 2^-8 holds every pixel exactly.
+    pixels = points["conv.input"]
+    assert (pixels.bits, pixels.signed, pixels.exponent, pixels.elements_per_sample) == (8, False, -8, 256)
