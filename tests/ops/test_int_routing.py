@@ -1,11 +1,9 @@
 """Integer dynamic routing: a hand-worked example, accuracy against float routing, shapes and errors."""
 
-import math
-
 import pytest
 import torch
+from routing_cases import agreeing_votes, calibrated_routing
 
-from capsnet_nncf_plugin.nn.functional import squash
 from capsnet_nncf_plugin.nn.routing import DynamicRouting
 from capsnet_nncf_plugin.ops import RoutingQuantization, check_routing_bounds, int_dynamic_routing
 
@@ -33,53 +31,6 @@ def test_hand_worked_two_iterations():
     # One iteration stops after V0.
     one = RoutingQuantization(1, -4, 8, [8], [-4], [8], [8])
     assert int_dynamic_routing(votes, one).tolist() == [[[26, 0], [0, 0]]]
-
-
-def agreeing_votes(shape, scale, generator):
-    """Votes where each sample has one output capsule all inputs agree on, the others mostly noise."""
-    batch, _, outputs, dim = shape
-    direction = torch.nn.functional.normalize(
-        torch.randn(batch, 1, outputs, dim, generator=generator), dim=-1
-    )
-    agreement = torch.rand(batch, 1, outputs, 1, generator=generator) * 0.6
-    winners = torch.randint(0, outputs, (batch,), generator=generator)
-    agreement[torch.arange(batch), 0, winners] = 1.0
-    noise = torch.randn(shape, generator=generator) / math.sqrt(dim)
-    return (scale * (agreement * direction + (1 - 0.8 * agreement) * noise)).double(), winners
-
-
-def covering_exponent(max_abs: float, bits: int) -> int:
-    """Smallest exponent whose signed ``bits`` range covers ``max_abs`` (what a min-max observer picks)."""
-    return math.ceil(math.log2(max_abs / ((1 << (bits - 1)) - 1)))
-
-
-def calibrated_routing(votes: torch.Tensor, bits: int, iterations: int = 3):
-    """Quantize float votes and derive every routing format from one float pass, like a calibration."""
-    votes_exponent = covering_exponent(float(votes.abs().max()), bits)
-    limit = 1 << (bits - 1)
-    quantized = torch.clamp(torch.round(votes * 2.0**-votes_exponent), -limit, limit - 1)
-    dequantized = quantized * 2.0**votes_exponent
-    logits = dequantized.new_zeros(dequantized.shape[:3])
-    pre_exponents, logit_exponents = [], []
-    for iteration in range(iterations):
-        pre = (torch.softmax(logits, dim=2).unsqueeze(-1) * dequantized).sum(dim=1)
-        pre_exponents.append(covering_exponent(float(pre.abs().max()), bits))
-        if iteration < iterations - 1:
-            logits = logits + (dequantized * squash(pre).unsqueeze(1)).sum(dim=-1)
-            logit_exponents.append(covering_exponent(float(logits.abs().max()), bits))
-    params = RoutingQuantization(
-        iterations,
-        votes_exponent,
-        bits,
-        [bits] * iterations,
-        pre_exponents,
-        [bits] * iterations,
-        [bits] * iterations,
-        logit_exponents,
-        [bits] * (iterations - 1),
-    )
-    dtype = torch.int8 if bits <= 8 else torch.int16
-    return quantized.to(dtype), dequantized, params
 
 
 # Output LSBs of the integer result against float routing of the same (dequantized) votes. Measured over

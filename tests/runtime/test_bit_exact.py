@@ -5,6 +5,7 @@ ShallowCaps- and DeepCaps-3D-sized routing, and extreme values at every bit-widt
 import numpy as np
 import pytest
 import torch
+from routing_cases import agreeing_votes, calibrated_routing
 
 from capsnet_nncf_plugin.ops import RoutingQuantization, int_dynamic_routing, int_squash
 
@@ -150,9 +151,7 @@ def test_routing_calibrated_formats(ort_ops, bits):
         ((2, 12, 10, 16), 0.5, 2),
         ((4, 7, 3, 4), 2.0, 4),
     ):
-        votes, params = ort_ops.calibrated_routing(
-            ort_ops.agreeing_votes(shape, scale, generator), bits, iterations
-        )
+        votes, _, params = calibrated_routing(agreeing_votes(shape, scale, generator)[0], bits, iterations)
         values = votes.numpy()
         result = ort_ops.run(ort_ops.routing_model(values.dtype, params), values)
         assert_bit_exact(result, reference_routing(values, params))
@@ -176,8 +175,8 @@ def test_routing_calibrated_formats(ort_ops, bits):
 )
 def test_routing_model_sizes(ort_ops, shape, scale, bits, coupling_bits):
     generator = torch.Generator().manual_seed(bits * 7 + shape[1])
-    votes, params = ort_ops.calibrated_routing(
-        ort_ops.agreeing_votes(shape, scale, generator), bits, 3, coupling_bits=coupling_bits
+    votes, _, params = calibrated_routing(
+        agreeing_votes(shape, scale, generator)[0], bits, 3, coupling_bits=coupling_bits
     )
     values = votes.numpy()
     expected = reference_routing(values, params)
@@ -219,7 +218,7 @@ def test_routing_extreme_votes(ort_ops, bits):
 
 def test_routing_results_do_not_depend_on_threads(ort_ops):
     generator = torch.Generator().manual_seed(5)
-    votes, params = ort_ops.calibrated_routing(ort_ops.agreeing_votes((40, 32, 16, 8), 0.5, generator), 12)
+    votes, _, params = calibrated_routing(agreeing_votes((40, 32, 16, 8), 0.5, generator)[0], 12)
     values = votes.numpy()
     model = ort_ops.routing_model(values.dtype, params)
     single = ort_ops.run(model, values, threads=1)
