@@ -62,3 +62,20 @@ def agreeing_votes(shape, scale: float, generator: torch.Generator) -> tuple[tor
     agreement[torch.arange(batch), 0, winners] = 1.0
     noise = torch.randn(shape, generator=generator) / math.sqrt(dim)
     return (scale * (agreement * direction + (1 - 0.8 * agreement) * noise)).double(), winners
+
+
+def uniform_routing(
+    bits: int, votes_exponent: int, pre_exponent: int, logit_exponent: int, iterations: int = 3
+) -> RoutingQuantization:
+    """Routing formats with every tensor at ``bits`` and one exponent each for votes, s and b."""
+    return RoutingQuantization(
+        iterations,
+        votes_exponent,
+        bits,
+        [bits] * iterations,
+        [pre_exponent] * iterations,
+        [bits] * iterations,
+        [bits] * iterations,
+        [logit_exponent] * (iterations - 1),
+        [bits] * (iterations - 1),
+    )

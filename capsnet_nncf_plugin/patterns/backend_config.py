@@ -33,7 +33,7 @@ from capsnet_nncf_plugin.nn import (
     Squash,
     VoteTransform,
 )
-from capsnet_nncf_plugin.observers import MAX_BITS, MIN_BITS
+from capsnet_nncf_plugin.observers import MAX_BITS
 
 
 def capsule_dtype_configs() -> list[DTypeConfig]:
@@ -109,4 +109,4 @@ def get_capsnet_backend_config() -> BackendConfig:
     return config
 
 
-__all__ = ["MIN_BITS", "capsule_dtype_configs", "capsule_pattern_configs", "get_capsnet_backend_config"]
+__all__ = ["capsule_dtype_configs", "capsule_pattern_configs", "get_capsnet_backend_config"]

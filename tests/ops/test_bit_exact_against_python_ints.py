@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import pytest
 import torch
+from routing_cases import uniform_routing
 
 from capsnet_nncf_plugin.ops import (
     EXP2_COARSE,
@@ -236,17 +237,7 @@ def test_routing_bit_exact_at_extreme_magnitudes(bits):
         (-31 + bits, -31, -31),
         (6, 6, 6),
     ):
-        params = RoutingQuantization(
-            3,
-            votes_exponent,
-            bits,
-            [bits] * 3,
-            [pre_exponent] * 3,
-            [bits] * 3,
-            [bits] * 3,
-            [logit_exponent] * 2,
-            [bits] * 2,
-        )
+        params = uniform_routing(bits, votes_exponent, pre_exponent, logit_exponent)
         try:
             check_routing_bounds(params, inputs, dim)
         except ValueError:

@@ -5,7 +5,7 @@ ShallowCaps- and DeepCaps-3D-sized routing, and extreme values at every bit-widt
 import numpy as np
 import pytest
 import torch
-from routing_cases import agreeing_votes, calibrated_routing
+from routing_cases import agreeing_votes, calibrated_routing, uniform_routing
 
 from capsnet_nncf_plugin.ops import RoutingQuantization, int_dynamic_routing, int_squash
 
@@ -200,17 +200,7 @@ def test_routing_extreme_votes(ort_ops, bits):
     ).astype(dtype)
     for exponents in ((-31, -31, -31), (6, 6, 6), (-8, 0, -4)):
         votes_exponent, pre_exponent, logit_exponent = exponents
-        params = RoutingQuantization(
-            3,
-            votes_exponent,
-            bits,
-            [bits] * 3,
-            [pre_exponent] * 3,
-            [bits] * 3,
-            [bits] * 3,
-            [logit_exponent] * 2,
-            [bits] * 2,
-        )
+        params = uniform_routing(bits, votes_exponent, pre_exponent, logit_exponent)
         assert_bit_exact(
             ort_ops.run(ort_ops.routing_model(dtype, params), votes), reference_routing(votes, params)
         )
