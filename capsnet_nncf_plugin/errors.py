@@ -16,3 +16,7 @@ class DatasetError(CapsqError):
 
 class CheckpointError(CapsqError):
     """A checkpoint file is missing, unreadable or does not describe a known model."""
+
+
+class ExportError(CapsqError):
+    """A model cannot be exported to ONNX, or its export does not reproduce it."""

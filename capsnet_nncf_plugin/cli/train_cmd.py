@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-subset", type=int, default=None, help="train on the first N images only")
     parser.add_argument("--val-subset", type=int, default=None, help="validate on the first N images only")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=50,
+        help="also refresh OUT/last.pt every N steps inside an epoch (0: only at epoch ends)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         train_subset=args.train_subset,
         val_subset=args.val_subset,
+        checkpoint_every=args.checkpoint_every,
         model_options=options,
     )
     result = train(config, resume=args.resume, progress=not args.no_progress)

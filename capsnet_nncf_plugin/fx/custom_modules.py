@@ -18,7 +18,6 @@ Every point is a :class:`~capsnet_nncf_plugin.observers.quantizer.PowerOfTwoQuan
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +25,8 @@ from torch import nn
 from torch.ao.nn.intrinsic import ConvReLU2d, _FusedModule
 
 from capsnet_nncf_plugin.fx.qconfig import RoutingBits
+from capsnet_nncf_plugin.fx.quantized_tensors import narrow_input
+from capsnet_nncf_plugin.fx.weight_layers import QuantizedWeights, integer_weight_layer
 from capsnet_nncf_plugin.nn import (
     ClassCapsules,
     ConvCaps2d,
@@ -41,12 +42,10 @@ from capsnet_nncf_plugin.observers import (
     PowerOfTwoObserver,
     coupling_coefficient_exponent,
     dequantize,
-    quant_range,
     squash_output_exponent,
 )
-from capsnet_nncf_plugin.observers.activation_observer import signed_from_container
 from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
-from capsnet_nncf_plugin.ops import RoutingQuantization, int_dynamic_routing, int_squash, requantize
+from capsnet_nncf_plugin.ops import RoutingQuantization, int_dynamic_routing, int_squash
 from capsnet_nncf_plugin.ops.operands import MAX_OP_EXPONENT, MIN_OP_EXPONENT
 
 
@@ -60,31 +59,6 @@ class QuantizationPoint:
     signed: bool
     exponent: int | tuple[int, ...]
     elements_per_sample: int  # for weights: the number of parameters
-
-
-def exponent_of_scale(scale: float, where: str) -> int:
-    """``e`` with ``scale == 2**e`` exactly; anything else is not a scale this plugin produced."""
-    mantissa, exponent = math.frexp(scale)
-    if mantissa != 0.5:
-        raise CalibrationError(
-            f"{where}: scale {scale!r} is not a power of two; quantize with the plugin's qconfigs"
-        )
-    return exponent - 1
-
-
-def read_input(tensor: torch.Tensor, bits: int) -> tuple[torch.Tensor, PowerOfTwoQuantizer | None]:
-    """A module input as float values on its grid, and the input quantizer if torch quantized it.
-
-    A ``torch.quantize_per_tensor`` output holds up to 8 (or 32) bits; the module's own ``bits`` narrow it.
-    """
-    if not tensor.is_quantized:
-        return tensor, None
-    zero_point = int(tensor.q_zero_point())
-    signed = signed_from_container(tensor.dtype, zero_point)
-    quantizer = PowerOfTwoQuantizer(bits, signed, exponent_of_scale(float(tensor.q_scale()), "input"))
-    low, high = quant_range(bits, signed)
-    codes = (tensor.int_repr().to(torch.int64) - zero_point).clamp_(low, high)
-    return quantizer.dequantize(codes.to(torch.float32)), quantizer
 
 
 def integer_op_quantizer(observer: PowerOfTwoObserver) -> PowerOfTwoQuantizer:
@@ -147,7 +121,8 @@ class QuantizedModule(nn.Module):
         return cls(observed)
 
     def _input(self, tensor: torch.Tensor) -> torch.Tensor:
-        return read_input(tensor, self.input_bits)[0]
+        """The input in this module's format: a quantized tensor (or float when run on float values)."""
+        return narrow_input(tensor, self.input_bits)
 
     def points(self, name: str) -> list[QuantizationPoint]:
         """This module's quantization points, named under ``name``."""
@@ -167,34 +142,9 @@ def _output_quantizer(observed: ObservedModule) -> PowerOfTwoQuantizer:
     return PowerOfTwoQuantizer.from_observer(_output_observer(observed))
 
 
-class _QuantizedWeights(nn.Module):
-    """The weight of a layer as integer codes with per-output-channel power-of-two exponents."""
-
-    def __init__(self, layer: nn.Module, weight_observer: PowerOfTwoObserver, name: str) -> None:
-        super().__init__()
-        weight = layer.weight.detach()
-        weight_observer.name = name
-        weight_observer(weight)
-        self.quantizer = PowerOfTwoQuantizer.from_observer(weight_observer)
-        self.register_buffer("codes", self.quantizer.quantize(weight).to(torch.int16))
-        self.register_buffer(
-            "values", self.quantizer.dequantize(self.codes.to(torch.float32)), persistent=False
-        )
-
-    def point(self, name: str) -> QuantizationPoint:
-        return QuantizationPoint(
-            name, "weight", self.quantizer.bits, True, self.quantizer.exponent, self.codes.numel()
-        )
-
-
-def _with_quantized_weight(
-    layer: nn.Module, observed: ObservedModule, name: str
-) -> tuple[nn.Module, _QuantizedWeights]:
-    weights = _QuantizedWeights(layer, observed.qconfig.weight(), name)
-    quantized_layer = copy.deepcopy(layer)
-    del quantized_layer.weight
-    quantized_layer.register_buffer("weight", weights.values, persistent=False)
-    return quantized_layer, weights
+def _weight_point(weights: QuantizedWeights, name: str) -> QuantizationPoint:
+    quantizer = weights.quantizer
+    return QuantizationPoint(name, "weight", quantizer.bits, True, quantizer.exponent, weights.codes.numel())
 
 
 def _activation_point(name: str, quantizer: PowerOfTwoQuantizer, elements: int) -> QuantizationPoint:
@@ -211,32 +161,45 @@ class ObservedLayer(ObservedModule):
 
 
 class QuantizedLayer(QuantizedModule):
-    """A float layer run on grid values with power-of-two integer weights; output on its grid."""
+    """A layer run on grid values with power-of-two integer weights; output on its grid."""
 
     def __init__(self, observed: ObservedModule) -> None:
         super().__init__(observed)
-        layer = copy.deepcopy(observed.layer)
+        layer = observed.layer
         # A fused Conv+ReLU is a sequence whose first member holds the weight.
         weighted = layer[0] if isinstance(layer, _FusedModule) else layer
-        self.weights: _QuantizedWeights | None = None
-        if isinstance(getattr(weighted, "weight", None), torch.Tensor) and not isinstance(
-            weighted, nn.BatchNorm2d
-        ):
-            quantized, self.weights = _with_quantized_weight(weighted, observed, "weight")
-            if isinstance(layer, _FusedModule):
-                layer[0] = quantized
-            else:
-                layer = quantized
-        # BatchNorm keeps its per-channel affine in float (256 of DeepCaps' 8.4M parameters); its output is
-        # quantized like any activation.
-        self.layer = layer
+        self.relu = isinstance(layer, ConvReLU2d)
+        self.weighted: nn.Module | None = None
+        if isinstance(weighted, nn.BatchNorm2d):
+            # Eval-mode batch norm as one per-channel multiply and add in float32: the two roundings every
+            # backend reproduces (a fused formula would round differently). 256 of DeepCaps' parameters.
+            scale = weighted.weight.detach() / torch.sqrt(weighted.running_var + weighted.eps)
+            self.register_buffer("bn_scale", scale.float())
+            self.register_buffer("bn_shift", (weighted.bias.detach() - weighted.running_mean * scale).float())
+        elif isinstance(getattr(weighted, "weight", None), torch.Tensor):
+            self.weighted = integer_weight_layer(weighted, observed.qconfig.weight(), "weight")
+        else:
+            raise TypeError(f"no quantized form for {type(weighted).__name__}")
         self.output_quantizer = _output_quantizer(observed)
 
+    @property
+    def weights(self) -> QuantizedWeights | None:
+        return None if self.weighted is None else self.weighted.weights
+
+    def compute(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The layer's float result (before output quantization) on an input in this module's format."""
+        if self.weighted is None:
+            values = tensor.dequantize() if tensor.is_quantized else tensor
+            shape = (1, -1) + (1,) * (values.dim() - 2)
+            return values * self.bn_scale.view(shape) + self.bn_shift.view(shape)
+        result = self.weighted(tensor)
+        return torch.relu(result) if self.relu else result
+
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.output_quantizer.fake_quantize(self.layer(self._input(tensor)))
+        return self.output_quantizer.to_quantized_tensor(self.compute(self._input(tensor)))
 
     def points(self, name: str) -> list[QuantizationPoint]:
-        points = [] if self.weights is None else [self.weights.point(f"{name}.weight")]
+        points = [] if self.weights is None else [_weight_point(self.weights, f"{name}.weight")]
         return [*points, _activation_point(f"{name}.output", self.output_quantizer, self.elements["output"])]
 
 
@@ -265,11 +228,13 @@ def squash_output_quantizer(observer: PowerOfTwoObserver) -> PowerOfTwoQuantizer
 def integer_squash(
     pre: torch.Tensor, pre_quantizer: PowerOfTwoQuantizer, output: PowerOfTwoQuantizer, dim: int
 ) -> torch.Tensor:
-    """Integer squash: pre-activation codes, ``int_squash`` at 16 bits, rounded to the ``output`` format."""
+    """Integer squash: pre-activation codes, ``int_squash`` at 16 bits, rounded to the ``output`` format.
+
+    The last rounding is a dequantize/quantize pair (half to even), the QDQ form the ONNX export emits.
+    """
     codes = pre_quantizer.quantize(pre).to(torch.int32)
-    wide = int_squash(codes, pre_quantizer.exponent, WIDE_SQUASH_BITS, dim).to(torch.int64)
-    shift = output.exponent - squash_output_exponent(WIDE_SQUASH_BITS)
-    return output.dequantize(requantize(wide, shift, output.bits, signed=True).to(torch.float32))
+    wide = int_squash(codes, pre_quantizer.exponent, WIDE_SQUASH_BITS, dim)
+    return output.fake_quantize(dequantize(wide.to(torch.float32), squash_output_exponent(WIDE_SQUASH_BITS)))
 
 
 class ObservedSquashLayer(ObservedModule):
@@ -297,20 +262,27 @@ class QuantizedSquashLayer(QuantizedModule):
         self.output_quantizer = squash_output_quantizer(_output_observer(observed))
         layer = observed.layer
         self.dim = layer.dim if isinstance(layer, Squash) else layer.squash.dim
-        self.weights: _QuantizedWeights | None = None
+        self.weights: QuantizedWeights | None = None
         if isinstance(layer, Squash):
             self.layer = None
         else:
             self.layer = copy.deepcopy(layer)
-            self.layer.conv, self.weights = _with_quantized_weight(layer.conv, observed, "conv.weight")
+            self.layer.conv = integer_weight_layer(layer.conv, observed.qconfig.weight(), "conv.weight")
+            self.weights = self.layer.conv.weights
+
+    def pre_activation(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Float poses before squash, from an input in this module's format."""
+        if self.layer is None:
+            return tensor.dequantize() if tensor.is_quantized else tensor
+        return self.layer.poses(tensor)
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        values = self._input(tensor)
-        pre = values if self.layer is None else self.layer.poses(values)
-        return integer_squash(pre, self.pre_quantizer, self.output_quantizer, self.dim)
+        pre = self.pre_activation(self._input(tensor))
+        squashed = integer_squash(pre, self.pre_quantizer, self.output_quantizer, self.dim)
+        return self.output_quantizer.to_quantized_tensor(squashed)
 
     def points(self, name: str) -> list[QuantizationPoint]:
-        points = [] if self.weights is None else [self.weights.point(f"{name}.conv.weight")]
+        points = [] if self.weights is None else [_weight_point(self.weights, f"{name}.conv.weight")]
         return [
             *points,
             _activation_point(f"{name}.pre_squash", self.pre_quantizer, self.elements["pre_squash"]),
@@ -460,28 +432,33 @@ class QuantizedRoutingLayer(QuantizedModule):
         self.routing = observed.routing_observers.freeze(self.votes_quantizer)
         self.routing_elements = dict(observed.routing_observers.elements)
         self.output_quantizer = _squash_output_quantizer(self.routing.output_bits)
-        self.weights: _QuantizedWeights | None = None
+        self.weights: QuantizedWeights | None = None
         if isinstance(layer, DynamicRouting):
             self.layer = None
         else:
             self.layer = copy.deepcopy(layer)
-            self.layer.votes, self.weights = _with_quantized_weight(layer.votes, observed, "votes.weight")
+            self.layer.votes = integer_weight_layer(layer.votes, observed.qconfig.weight(), "votes.weight")
+            self.weights = self.layer.votes.weights
+
+    def votes(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Float votes ``[rows, I, J, D]`` from an input in this module's format."""
+        if self.layer is None:
+            return tensor.dequantize() if tensor.is_quantized else tensor
+        if isinstance(self.layer, ClassCapsules):
+            return self.layer.votes(tensor)
+        return self.layer.routed_votes(tensor)
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        values = self._input(tensor)
-        if self.layer is None:
-            votes = values
-        elif isinstance(self.layer, ClassCapsules):
-            votes = self.layer.votes(values)
-        else:
-            votes = self.layer.routed_votes(values)
-        codes = self.votes_quantizer.quantize(votes).to(torch.int32)
+        narrowed = self._input(tensor)
+        codes = self.votes_quantizer.quantize(self.votes(narrowed)).to(torch.int32)
         routed = int_dynamic_routing(codes, self.routing)
         outputs = dequantize(routed.to(torch.float32), self.routing.output_exponent)
-        return self.layer.unfold_positions(outputs, values) if isinstance(self.layer, ConvCaps3d) else outputs
+        if isinstance(self.layer, ConvCaps3d):
+            outputs = self.layer.unfold_positions(outputs, narrowed)
+        return self.output_quantizer.to_quantized_tensor(outputs)
 
     def points(self, name: str) -> list[QuantizationPoint]:
-        points = [] if self.weights is None else [self.weights.point(f"{name}.votes.weight")]
+        points = [] if self.weights is None else [_weight_point(self.weights, f"{name}.votes.weight")]
         points.append(_activation_point(f"{name}.votes", self.votes_quantizer, self.elements["votes"]))
         return points + routing_points(name, self.routing, self.routing_elements, self.elements["rows"])
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from capsnet_nncf_plugin.fx.custom_modules import QuantizationPoint, QuantizedModule, exponent_of_scale
+from capsnet_nncf_plugin.fx.custom_modules import QuantizationPoint, QuantizedModule
+from capsnet_nncf_plugin.fx.quantized_tensors import exponent_of_scale
 from capsnet_nncf_plugin.observers.activation_observer import signed_from_container
 
 

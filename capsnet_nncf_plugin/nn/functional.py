@@ -16,5 +16,11 @@ def squash(tensor: torch.Tensor, dim: int = -1, eps: float = SQUASH_EPS) -> torc
 
 
 def capsule_length(capsules: torch.Tensor, dim: int = -1, eps: float = SQUASH_EPS) -> torch.Tensor:
-    """Euclidean norm of each capsule: the class score of a capsule classifier."""
-    return torch.sqrt((capsules * capsules).sum(dim=dim) + eps)
+    """Euclidean norm of each capsule: the class score of a capsule classifier.
+
+    The square root runs in float64: torch's float32 CPU sqrt is not always correctly rounded (sqrt(1e-8)
+    comes out one ulp high), onnxruntime's is; a float64 root rounded to float32 is correctly rounded
+    everywhere, so an exported quantized model gives the same scores bit for bit.
+    """
+    squared = (capsules * capsules).sum(dim=dim) + eps
+    return torch.sqrt(squared.to(torch.float64)).to(squared.dtype)

@@ -166,18 +166,40 @@ def mse_exponent(
     is so fine that the top of the range saturates more than ``bits`` octaves down, never better. Ties go to
     the larger exponent (less clipping).
     """
-    flat = values.detach().reshape(-1)
+    flat = values.detach().reshape(1, -1)
     if flat.numel() == 0:
         raise ValueError("mse_exponent needs at least one value; observe some data first")
-    if min_val is None:
-        min_val = float(flat.min())
-    if max_val is None:
-        max_val = float(flat.max())
-    start = minmax_exponent(min_val, max_val, bits, signed)
-    best_exponent, best_error = start, quantization_mse(flat, start, bits, signed)
-    for exponent in range(start - 1, max(start - bits, MIN_EXPONENT) - 1, -1):
-        error = quantization_mse(flat, exponent, bits, signed)
+    mins = [float(flat.min()) if min_val is None else min_val]
+    maxs = [float(flat.max()) if max_val is None else max_val]
+    return mse_exponents(flat, bits, signed, mins, maxs)[0]
+
+
+def mse_exponents(
+    columns: torch.Tensor, bits: int, signed: bool, min_vals: list[float], max_vals: list[float]
+) -> list[int]:
+    """:func:`mse_exponent` of every row of ``columns`` ``[channels, values]`` at once (one pass per
+    candidate over the whole tensor, instead of one per channel and candidate)."""
+    if columns.dim() != 2 or columns.shape[1] == 0:
+        raise ValueError("mse_exponents needs a non-empty [channels, values] tensor; observe some data first")
+    values = columns.detach().double()
+    starts = torch.tensor(
+        [minmax_exponent(low, high, bits, signed) for low, high in zip(min_vals, max_vals, strict=True)],
+        dtype=torch.int64,
+    )
+    qmin, qmax = quant_range(bits, signed)
+    best_exponents = starts.clone()
+    best_errors = torch.full((values.shape[0],), math.inf, dtype=torch.float64)
+    for offset in range(bits + 1):
+        exponents = starts - offset
+        valid = exponents >= MIN_EXPONENT
+        if offset > 0 and not bool(valid.any()):
+            break
+        scales = torch.pow(2.0, exponents.clamp(min=MIN_EXPONENT).double()).unsqueeze(1)
+        codes = torch.round(values / scales).clamp_(qmin, qmax)
+        error = codes * scales - values
+        errors = (error * error).mean(dim=1)
         # Strictly smaller only: on a tie the earlier, larger exponent stays.
-        if error < best_error:
-            best_exponent, best_error = exponent, error
-    return best_exponent
+        better = valid & (errors < best_errors)
+        best_exponents = torch.where(better, exponents, best_exponents)
+        best_errors = torch.where(better, errors, best_errors)
+    return [int(e) for e in best_exponents]

@@ -18,7 +18,7 @@ from capsnet_nncf_plugin.observers.clipping import (
     check_percentile,
     hardware_exponent,
     minmax_exponent,
-    mse_exponent,
+    mse_exponents,
     percentile_exponent,
 )
 from capsnet_nncf_plugin.observers.errors import CalibrationError
@@ -188,9 +188,13 @@ class PowerOfTwoObserver(ObserverBase):
             raise CalibrationError(saw_no_data_message(self.name))
         if self._cached_exponents is None:
             mins, maxs = self.min_val.tolist(), self.max_val.tolist()
-            exponents = [
-                self._exponent_of_channel(index, mins[index], maxs[index]) for index in range(len(mins))
-            ]
+            if self.clip == "mse":
+                # The sample may miss the extremes; the search starts from the exponent covering all data.
+                exponents = mse_exponents(self.sample_values, self.bits, self.signed, mins, maxs)
+            else:
+                exponents = [
+                    self._exponent_of_channel(index, mins[index], maxs[index]) for index in range(len(mins))
+                ]
             self._cached_exponents = torch.tensor(exponents, dtype=torch.int32)
         # The cache is not a buffer, so .to(device) does not move it; follow the statistics instead.
         return self._cached_exponents.to(self.min_val.device)
@@ -200,11 +204,7 @@ class PowerOfTwoObserver(ObserverBase):
             return minmax_exponent(min_val, max_val, self.bits, self.signed)
         if self.clip == "hardware":
             return hardware_exponent(min_val, max_val, self.bits, self.signed)
-        values = self.sample_values[index]
-        if self.clip == "percentile":
-            return percentile_exponent(values, self.bits, self.signed, self.percentile)
-        # The sample may miss the extremes; the search must start from the exponent covering all data.
-        return mse_exponent(values, self.bits, self.signed, min_val=min_val, max_val=max_val)
+        return percentile_exponent(self.sample_values[index], self.bits, self.signed, self.percentile)
 
     @property
     def exponent(self) -> int | torch.Tensor:

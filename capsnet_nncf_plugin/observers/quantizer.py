@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch.ao.quantization.observer import ObserverBase
 
+from capsnet_nncf_plugin.observers.activation_observer import container_dtype, container_zero_point
 from capsnet_nncf_plugin.observers.integer_format import check_bits
 from capsnet_nncf_plugin.observers.power_of_two import check_exponent, dequantize, fake_quantize, quantize
 
@@ -61,3 +62,19 @@ class PowerOfTwoQuantizer:
     @property
     def levels(self) -> int:
         return 2**self.bits
+
+    def to_quantized_tensor(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` quantized to this per-tensor format, as a torch quantized tensor.
+
+        The container is the one torch.ao was told about (``quint8`` up to 8 bits, zero point 128 when
+        signed; ``qint32`` above), so the tensor carries its format to the next quantized module.
+        """
+        if self.axis is not None:
+            raise ValueError("only per-tensor formats travel as torch quantized tensors")
+        on_grid = self.fake_quantize(tensor)
+        return torch.quantize_per_tensor(
+            on_grid,
+            2.0**self.exponent,
+            container_zero_point(self.bits, self.signed),
+            container_dtype(self.bits),
+        )

@@ -45,6 +45,8 @@ class TrainConfig:
     data_root: str | None = None
     train_subset: int | None = None
     val_subset: int | None = None
+    # Steps between mid-epoch saves of last.pt: an interrupted run loses at most this many steps.
+    checkpoint_every: int = 50
     model_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,12 +84,17 @@ def train(
 
     ``train_set``/``val_set`` replace the named dataset's splits (any :class:`ImageDataset`). Each epoch
     ends with an atomic ``last.pt`` (with optimizer and RNG state) and, when validation improves,
-    ``best.pt``; with ``resume=True`` training continues from ``last.pt`` in ``out_dir``.
+    ``best.pt``; ``last.pt`` is also refreshed every ``config.checkpoint_every`` steps, so with
+    ``resume=True`` training continues from ``last.pt`` in ``out_dir`` at the step where it stopped.
     """
     if config.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
     if config.batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {config.batch_size}")
+    if config.checkpoint_every < 0:
+        raise ValueError(
+            f"checkpoint_every must be >= 0 (0 = only at epoch ends), got {config.checkpoint_every}"
+        )
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
@@ -109,6 +116,7 @@ def train(
     history: list[dict[str, Any]] = []
     best_val = -1.0
     start_epoch = 0
+    partial_epoch: dict[str, Any] | None = None
 
     last_path, best_path = out_dir / LAST_CHECKPOINT, out_dir / BEST_CHECKPOINT
     if resume and last_path.exists():
@@ -132,7 +140,9 @@ def train(
         history = list(state["history"])
         best_val = float(state["best_val_accuracy"])
         start_epoch = int(state["epoch"])
-        logger.info("resuming %s from epoch %d (best val %.2f%%)", out_dir, start_epoch, best_val)
+        partial_epoch = state.get("partial_epoch")
+        done = f" step {partial_epoch['step']}" if partial_epoch else ""
+        logger.info("resuming %s after epoch %d%s (best val %.2f%%)", out_dir, start_epoch, done, best_val)
     elif resume:
         logger.info("no %s yet: starting a new run", last_path)
 
@@ -140,12 +150,44 @@ def train(
     images, labels = train_set.images, train_set.labels
     steps_per_epoch = (len(train_set) + config.batch_size - 1) // config.batch_size
 
+    def training_state(epochs_done: int, partial: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "config": asdict(config),
+            "epoch": epochs_done,
+            "partial_epoch": partial,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": history,
+            "best_val_accuracy": best_val,
+        }
+
     for epoch in range(start_epoch, config.epochs):
         model.train()
         started = time.perf_counter()
-        order = torch.randperm(len(train_set), generator=generator)
-        total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress)
+        if partial_epoch is not None:
+            # The epoch's shuffle was drawn before the interruption; the generator state saved with it
+            # continues the augmentation stream, so the resumed run sees exactly the same batches.
+            order = partial_epoch["order"]
+            first_step = int(partial_epoch["step"])
+            total_loss, correct, seen = (
+                partial_epoch["loss_sum"],
+                partial_epoch["correct"],
+                partial_epoch["seen"],
+            )
+            started -= partial_epoch["seconds"]
+            partial_epoch = None
+        else:
+            order = torch.randperm(len(train_set), generator=generator)
+            first_step, total_loss, correct, seen = 0, 0.0, 0, 0
+        bar = tqdm(
+            range(first_step, steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            initial=first_step,
+            total=steps_per_epoch,
+            disable=not progress,
+        )
         for step in bar:
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
             batch = augmentation(images[index], generator).to(device=device, dtype=torch.float32)
@@ -165,6 +207,26 @@ def train(
             correct += int((lengths.argmax(dim=1) == targets).sum())
             seen += len(index)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}%")
+            steps_done = step + 1
+            if (
+                config.checkpoint_every
+                and steps_done % config.checkpoint_every == 0
+                and steps_done < steps_per_epoch
+            ):
+                partial = {
+                    "step": steps_done,
+                    "order": order,
+                    "loss_sum": total_loss,
+                    "correct": correct,
+                    "seen": seen,
+                    "seconds": time.perf_counter() - started,
+                }
+                save_checkpoint(
+                    last_path,
+                    model,
+                    {"dataset": config.dataset, "epoch": epoch, "train_config": asdict(config)},
+                    training_state(epoch, partial),
+                )
         bar.close()
         scheduler.step()
         val_accuracy = evaluate_accuracy(model, val_set, progress=progress, description="val")
@@ -195,16 +257,6 @@ def train(
         if val_accuracy > best_val:
             best_val = val_accuracy
             save_checkpoint(best_path, model, metadata)
-        training_state = {
-            "config": asdict(config),
-            "epoch": epoch + 1,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "history": history,
-            "best_val_accuracy": best_val,
-        }
-        save_checkpoint(last_path, model, metadata, training_state)
+        save_checkpoint(last_path, model, metadata, training_state(epoch + 1, None))
         write_text_atomically(out_dir / HISTORY, json.dumps(history, indent=2))
     return TrainResult(best_path, last_path, best_val, history)

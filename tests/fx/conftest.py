@@ -1,39 +1,17 @@
 import warnings
 
 import pytest
-import torch
-from torch import nn
-
-from capsnet_nncf_plugin.nn import CapsuleLength, ClassCapsules, PrimaryCapsules
-
-
-class TinyCapsNet(nn.Module):
-    """ShallowCaps in miniature: conv + ReLU, primary capsules, class capsules with 3 routing iterations."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 16, 5)
-        self.relu = nn.ReLU()
-        self.primary = PrimaryCapsules(16, num_capsules=4, capsule_dim=4, kernel_size=5, stride=2)
-        self.classes = ClassCapsules(4 * 4 * 4, 3, in_dim=4, out_dim=6, iterations=3)
-        self.length = CapsuleLength()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.length(self.classes(self.primary(self.relu(self.conv(images * 2.0**-8)))))
+from tiny_capsnet import tiny_capsnet, tiny_images
 
 
 @pytest.fixture
 def tiny_model():
-    torch.manual_seed(0)
-    model = TinyCapsNet().eval()
-    with torch.no_grad():  # larger vote weights than the default init, so capsules are not all tiny
-        model.classes.votes.weight.mul_(30)
-    return model
+    return tiny_capsnet()
 
 
 @pytest.fixture
 def images():
-    return torch.randint(0, 256, (16, 1, 16, 16), generator=torch.Generator().manual_seed(1)).float()
+    return tiny_images()
 
 
 @pytest.fixture(autouse=True)

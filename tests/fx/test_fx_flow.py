@@ -87,7 +87,8 @@ def test_sub_8_bit_activations_keep_their_range(tiny_model, images):
     for name, output in outputs.items():
         quantizer = getattr(quantized, name).output_quantizer
         assert quantizer.bits == 4
-        codes = output / 2.0**quantizer.exponent
+        assert output.is_quantized and output.q_scale() == 2.0**quantizer.exponent, name
+        codes = output.dequantize() / 2.0**quantizer.exponent
         assert torch.equal(codes, codes.round()), name
         low, high = quant_range(4, quantizer.signed)
         assert codes.min() >= low and codes.max() <= high, name

@@ -62,6 +62,38 @@ def test_resume_continues_where_the_run_stopped(tmp_path, tiny_splits):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
 
 
+def test_resume_mid_epoch_replays_the_same_batches(tmp_path, tiny_splits, monkeypatch):
+    from capsnet_nncf_plugin.training import trainer
+
+    train_set, val_set = tiny_splits
+    config = dict(epochs=1, batch_size=10, checkpoint_every=2)
+    straight = train(tiny_config(tmp_path / "a", **config), progress=False, train_set=train_set, val_set=val_set)
+
+    calls = {"n": 0}
+    real_margin_loss = trainer.margin_loss
+
+    def interrupted_after_three_steps(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_margin_loss(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "margin_loss", interrupted_after_three_steps)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tmp_path / "b", **config), progress=False, train_set=train_set, val_set=val_set)
+    saved = load_checkpoint(tmp_path / "b" / "run" / "last.pt").training_state
+    assert saved["epoch"] == 0 and saved["partial_epoch"]["step"] == 2
+    monkeypatch.setattr(trainer, "margin_loss", real_margin_loss)
+    resumed = train(
+        tiny_config(tmp_path / "b", **config), resume=True, progress=False, train_set=train_set, val_set=val_set
+    )
+    assert resumed.history[0]["train_loss"] == pytest.approx(straight.history[0]["train_loss"], rel=1e-5)
+    a = load_checkpoint(straight.last_checkpoint).model.state_dict()
+    b = load_checkpoint(resumed.last_checkpoint).model.state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
 def test_resume_refuses_another_run(tmp_path, tiny_splits):
     train_set, val_set = tiny_splits
     train(
@@ -81,7 +113,8 @@ def test_resume_refuses_another_run(tmp_path, tiny_splits):
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "message"), [("epochs", 0, "epochs"), ("batch_size", 0, "batch size")]
+    ("field", "value", "message"),
+    [("epochs", 0, "epochs"), ("batch_size", 0, "batch size"), ("checkpoint_every", -1, "checkpoint_every")],
 )
 def test_bad_arguments(tmp_path, tiny_splits, field, value, message):
     with pytest.raises(ValueError, match=message):

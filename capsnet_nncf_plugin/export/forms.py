@@ -1,0 +1,257 @@
+"""Export forms: each quantized module rewritten with Q/DQ ops and the ``capsnet`` integer ops.
+
+An export form takes float values on its input grid (a DequantizeLinear output) and returns float values on
+its output grid, computing exactly what the quantized module computes, in ops that translate to ONNX:
+
+* weights and biases as constant integer codes behind a per-channel DequantizeLinear (int32 biases on the
+  accumulator grid, as onnxruntime's QLinearConv adds them), so DQ -> Conv -> Q groups fuse;
+* outputs as Q -> DQ pairs in uint8 (zero point 128 for signed formats: the u8 x s8 fast path);
+* squash and routing as ``capsnet.IntSquash`` / ``capsnet.IntDynamicRouting`` on int8/int16 codes.
+
+The forms are kept apart from the quantized modules (as brevitas keeps export handlers apart from its
+layers); :data:`EXPORT_FORMS` maps each quantized module class to its builder.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from capsnet_nncf_plugin.export.qdq_ops import (
+    dequantize_codes,
+    dequantize_constant,
+    fake_quantize,
+    quantize_to,
+    signed_codes,
+)
+from capsnet_nncf_plugin.fx.custom_modules import (
+    WIDE_SQUASH_BITS,
+    QuantizedLayer,
+    QuantizedModule,
+    QuantizedRoutingLayer,
+    QuantizedSquashLayer,
+)
+from capsnet_nncf_plugin.fx.weight_layers import (
+    IntegerVoteTransform,
+    IntegerWeightLayer,
+    QuantizedWeights,
+    bias_codes,
+)
+from capsnet_nncf_plugin.nn import ClassCapsules, ConvCaps3d
+from capsnet_nncf_plugin.observers import squash_output_exponent
+from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
+
+#: Weights of at most this many bits are stored as INT4 in the ONNX file (see ``int4.py``).
+INT4_MAX_BITS = 4
+INT4_BUFFER = "int4_codes"
+
+
+#: Weight zero point of 5..8-bit weights stored as uint8 (see ``_register_codes``).
+UINT8_WEIGHT_ZERO_POINT = 128
+
+
+def _register_codes(module: nn.Module, weights: QuantizedWeights, unsigned: bool = False) -> list[int]:
+    """Store a weight's codes in the narrowest container; returns its per-channel exponents.
+
+    With ``unsigned``, 5..8-bit weights are stored as uint8 with zero point 128: onnxruntime then runs the
+    convolution with its u8 x u8 kernels, exact everywhere, where u8 x s8 kernels on x86 CPUs without VNNI
+    saturate pairs of products at 16 bits (``vpmaddubsw``) and can change results.
+    """
+    codes = weights.codes
+    bits = weights.quantizer.bits
+    module.codes_zero_point = 0
+    if bits <= INT4_MAX_BITS:
+        name, stored = INT4_BUFFER, codes.to(torch.int8)
+    elif bits <= 8 and unsigned:
+        name, stored = "codes", (codes + UINT8_WEIGHT_ZERO_POINT).to(torch.uint8)
+        module.codes_zero_point = UINT8_WEIGHT_ZERO_POINT
+    else:
+        name, stored = "codes", codes.to(torch.int8 if bits <= 8 else torch.int16)
+    module.register_buffer(name, stored)
+    module.codes_name = name
+    axis = weights.quantizer.axis if weights.quantizer.axis is not None else 0
+    module.weight_axis = axis
+    if isinstance(weights.quantizer.exponent, tuple):
+        return list(weights.quantizer.exponent)
+    return [weights.quantizer.exponent] * codes.shape[axis]
+
+
+class ExportWeightLayer(nn.Module):
+    """Conv2d / Conv3d / Linear: DQ(weight codes), DQ(int32 bias codes), the float op."""
+
+    def __init__(self, layer: IntegerWeightLayer, input_exponent: int, unsigned_weights: bool) -> None:
+        super().__init__()
+        self.layer = layer.layer
+        self.weight_exponents = _register_codes(self, layer.weights, unsigned_weights)
+        self.bias_exponents: list[int] | None = None
+        if layer.bias is not None:
+            exponents = layer.accumulator_exponents(input_exponent)
+            self.register_buffer("bias_codes", bias_codes(layer.bias, exponents))
+            self.bias_exponents = [int(e) for e in exponents]
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        codes = getattr(self, self.codes_name)
+        weight = dequantize_constant(codes, self.weight_exponents, self.weight_axis, self.codes_zero_point)
+        bias = None
+        if self.bias_exponents is not None:
+            bias = dequantize_constant(self.bias_codes, self.bias_exponents, 0)
+        if isinstance(self.layer, nn.Linear):
+            return nn.functional.linear(values, weight, bias)
+        return self.layer._conv_forward(values, weight, bias)
+
+
+class ExportVoteTransform(nn.Module):
+    """The vote transform: DQ(W_ij codes), einsum, float bias."""
+
+    def __init__(self, layer: IntegerVoteTransform) -> None:
+        super().__init__()
+        self.weight_exponents = _register_codes(self, layer.weights)
+        self.register_buffer("bias", layer.bias)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        weight = dequantize_constant(getattr(self, self.codes_name), self.weight_exponents, self.weight_axis)
+        votes = torch.einsum("ijdk,nik->nijd", weight, values)
+        return votes if self.bias is None else votes + self.bias
+
+
+def _export_weighted(layer: nn.Module, input_exponent: int, unsigned_weights: bool) -> nn.Module:
+    if isinstance(layer, IntegerVoteTransform):
+        return ExportVoteTransform(layer)
+    return ExportWeightLayer(layer, input_exponent, unsigned_weights)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How the export forms encode what the ONNX standard leaves open."""
+
+    unsigned_weights: bool = True  # 5..8-bit weights as uint8 + zero point 128 (see _register_codes)
+
+
+class ExportForm(nn.Module):
+    """Common part: the optional narrowing of the input to the module's own bit-width."""
+
+    def __init__(self, narrowing: PowerOfTwoQuantizer | None) -> None:
+        super().__init__()
+        self.narrowing = narrowing
+
+    def narrow(self, values: torch.Tensor) -> torch.Tensor:
+        return values if self.narrowing is None else fake_quantize(values, self.narrowing)
+
+
+class ExportLayer(ExportForm):
+    def __init__(
+        self,
+        module: QuantizedLayer,
+        input_format: PowerOfTwoQuantizer,
+        narrowing: PowerOfTwoQuantizer | None,
+        options: ExportOptions,
+    ) -> None:
+        super().__init__(narrowing)
+        self.relu = module.relu
+        self.weighted = (
+            None
+            if module.weighted is None
+            else _export_weighted(module.weighted, input_format.exponent, options.unsigned_weights)
+        )
+        if module.weighted is None:
+            self.register_buffer("bn_scale", module.bn_scale)
+            self.register_buffer("bn_shift", module.bn_shift)
+        self.output_quantizer = module.output_quantizer
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        values = self.narrow(values)
+        if self.weighted is None:
+            shape = (1, -1) + (1,) * (values.dim() - 2)
+            result = values * self.bn_scale.view(shape) + self.bn_shift.view(shape)
+        else:
+            result = self.weighted(values)
+            if self.relu:
+                result = torch.relu(result)
+        return fake_quantize(result, self.output_quantizer)
+
+
+class ExportSquashLayer(ExportForm):
+    def __init__(
+        self,
+        module: QuantizedSquashLayer,
+        input_format: PowerOfTwoQuantizer,
+        narrowing: PowerOfTwoQuantizer | None,
+        options: ExportOptions,
+    ) -> None:
+        super().__init__(narrowing)
+        self.layer = None
+        if module.layer is not None:
+            self.layer = copy.deepcopy(module.layer)
+            self.layer.conv = _export_weighted(
+                module.layer.conv, input_format.exponent, options.unsigned_weights
+            )
+        self.pre_quantizer = module.pre_quantizer
+        self.output_quantizer = module.output_quantizer
+        self.dim = module.dim
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        values = self.narrow(values)
+        pre = values if self.layer is None else self.layer.poses(values)
+        if self.pre_quantizer.bits <= 8:
+            # uint8 with zero point 128 after the convolution (so DQ -> Conv -> Q fuses into QLinearConv with
+            # uint8 in and out), re-centred to int16 codes for IntSquash.
+            codes = quantize_to(pre, self.pre_quantizer, torch.uint8, 128).to(torch.int16) - 128
+        else:
+            codes = signed_codes(pre, self.pre_quantizer)
+        wide = torch.ops.capsnet.int_squash(codes, self.pre_quantizer.exponent, WIDE_SQUASH_BITS, self.dim)
+        squashed = dequantize_codes(wide, squash_output_exponent(WIDE_SQUASH_BITS))
+        return fake_quantize(squashed, self.output_quantizer)
+
+
+class ExportRoutingLayer(ExportForm):
+    def __init__(
+        self,
+        module: QuantizedRoutingLayer,
+        input_format: PowerOfTwoQuantizer,
+        narrowing: PowerOfTwoQuantizer | None,
+        options: ExportOptions,
+    ) -> None:
+        super().__init__(narrowing)
+        self.layer = None
+        if module.layer is not None:
+            self.layer = copy.deepcopy(module.layer)
+            self.layer.votes = _export_weighted(
+                module.layer.votes, input_format.exponent, options.unsigned_weights
+            )
+        self.votes_quantizer = module.votes_quantizer
+        self.routing = module.routing
+        self.output_quantizer = module.output_quantizer
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        values = self.narrow(values)
+        if self.layer is None:
+            votes = values
+        elif isinstance(self.layer, ClassCapsules):
+            votes = self.layer.votes(values)
+        else:
+            votes = self.layer.routed_votes(values)
+        codes = signed_codes(votes, self.votes_quantizer)
+        routed = torch.ops.capsnet.int_dynamic_routing(codes, *self.routing.as_op_arguments())
+        # Re-quantized (exactly: same grid) into the uint8 activation container, so onnxruntime's QDQ
+        # propagation across the reshapes that follow sees the same encoding as everywhere else (an int8
+        # DequantizeLinear there makes onnxruntime 1.32 build an invalid QuantizeLinear).
+        outputs = fake_quantize(dequantize_codes(routed, self.routing.output_exponent), self.output_quantizer)
+        if isinstance(self.layer, ConvCaps3d):
+            outputs = self.layer.unfold_positions(outputs, values)
+        return outputs
+
+
+ExportFormBuilder = Callable[
+    [QuantizedModule, PowerOfTwoQuantizer, "PowerOfTwoQuantizer | None", ExportOptions], nn.Module
+]
+
+#: Export form of each quantized module class: ``builder(module, input_format, narrowing, options)``.
+EXPORT_FORMS: dict[type[QuantizedModule], ExportFormBuilder] = {
+    QuantizedLayer: ExportLayer,
+    QuantizedSquashLayer: ExportSquashLayer,
+    QuantizedRoutingLayer: ExportRoutingLayer,
+}

@@ -1,0 +1,46 @@
+"""Storing weights of <= 4 bits as INT4 initializers (opset 21), two per byte.
+
+The export forms keep such weights in int8 buffers named ``int4_codes``; this pass turns each of them into
+an INT4 initializer and drops its DequantizeLinear's (zero) zero point, whose type would have to match.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from capsnet_nncf_plugin.export.forms import INT4_BUFFER
+
+
+def pack_int4(codes: np.ndarray) -> bytes:
+    """Two's-complement nibbles, two per byte, the first element in the low nibble (the ONNX layout)."""
+    nibbles = (codes.astype(np.int8).reshape(-1) & 0x0F).astype(np.uint8)
+    if nibbles.size % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).tobytes()
+
+
+def store_int4_weights(model: onnx.ModelProto) -> int:
+    """Convert every ``int4_codes`` initializer to INT4 in place; returns how many it converted."""
+    graph = model.graph
+    converted = {}
+    for index, initializer in enumerate(graph.initializer):
+        if INT4_BUFFER not in initializer.name or initializer.data_type != TensorProto.INT8:
+            continue
+        codes = numpy_helper.to_array(initializer)
+        if codes.size and (codes.min() < -8 or codes.max() > 7):
+            raise ValueError(f"{initializer.name} holds codes outside the int4 range -8..7")
+        packed = onnx.helper.make_tensor(
+            initializer.name, TensorProto.INT4, list(codes.shape), pack_int4(codes), raw=True
+        )
+        graph.initializer[index].CopyFrom(packed)
+        converted[initializer.name] = index
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in converted and len(node.input) > 2:
+            del node.input[2]
+    # Type annotations the exporter wrote for the int8 buffers would now contradict the initializers.
+    stale = [value for value in graph.value_info if value.name in converted]
+    for value in stale:
+        graph.value_info.remove(value)
+    return len(converted)

@@ -1,0 +1,163 @@
+"""export_onnx: QDQ ONNX that onnxruntime runs bit for bit like the torch quantized model."""
+
+import collections
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from tiny_capsnet import tiny_capsnet, tiny_images
+
+from capsnet_nncf_plugin.errors import ExportError
+from capsnet_nncf_plugin.export import export_onnx
+from capsnet_nncf_plugin.fx import quantize_fx
+from capsnet_nncf_plugin.models import create
+from capsnet_nncf_plugin.runtime import InferenceSession
+
+LEVELS = {
+    "unoptimized": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "optimized": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def run_onnx(path, images: torch.Tensor, level: str = "unoptimized", optimized_path=None) -> np.ndarray:
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = LEVELS[level]
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
+    session = InferenceSession(str(path), sess_options=options)
+    return session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
+
+
+def quantized_tiny(**bits):
+    images = tiny_images(32)
+    return quantize_fx(tiny_capsnet(), [images[:16], images[16:]], **bits), tiny_images(48, seed=7)
+
+
+def op_counts(model: onnx.ModelProto) -> collections.Counter:
+    return collections.Counter(node.op_type for node in model.graph.node)
+
+
+@pytest.mark.parametrize("level", sorted(LEVELS))
+@pytest.mark.parametrize(
+    "bits",
+    [
+        {},
+        {"weight_bits": 4},
+        {"activation_bits": 6, "routing_bits": 5},
+        {"weight_bits": 3, "activation_bits": 12, "routing_bits": {"logits": 10, "coupling": 7}},
+    ],
+    ids=["8-bit", "int4-weights", "6-bit-act-5-bit-routing", "mixed-12-bit"],
+)
+def test_onnxruntime_matches_torch_bit_for_bit(tmp_path, bits, level):
+    quantized, images = quantized_tiny(**bits)
+    exported = export_onnx(quantized, images[:2], tmp_path / "tiny.onnx")
+    expected = quantized(images).numpy()
+    actual = run_onnx(exported.path, images, level)
+    assert actual.dtype == np.float32 and actual.shape == expected.shape
+    np.testing.assert_array_equal(actual, expected)
+
+
+def test_layout_is_qdq_with_capsnet_ops_and_fuses_into_qlinearconv(tmp_path):
+    quantized, images = quantized_tiny()
+    exported = export_onnx(quantized, images[:2], tmp_path / "tiny.onnx")
+    model = onnx.load(exported.path)
+    counts = op_counts(model)
+    assert counts["Conv"] == 2 and counts["QuantizeLinear"] >= 4 and counts["DequantizeLinear"] >= 6
+    assert exported.op_types["capsnet.IntSquash"] == 1 and exported.op_types["capsnet.IntDynamicRouting"] == 1
+    assert {opset.domain: opset.version for opset in model.opset_import}[""] == 21
+    # Every scale in the file is an exact power of two.
+    constants = {
+        node.output[0]: onnx.numpy_helper.to_array(node.attribute[0].t)
+        for node in model.graph.node
+        if node.op_type == "Constant" and node.attribute[0].name == "value"
+    }
+    scales = [n.input[1] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(scales) == counts["QuantizeLinear"] + counts["DequantizeLinear"]
+    for name in scales:
+        mantissas, _ = np.frexp(constants[name].reshape(-1))
+        assert np.all(mantissas == 0.5), name
+    optimized_path = tmp_path / "optimized.onnx"
+    run_onnx(exported.path, images[:4], "optimized", optimized_path)
+    assert op_counts(onnx.load(optimized_path))["QLinearConv"] == 2
+
+
+def test_weights_of_at_most_4_bits_are_int4(tmp_path):
+    quantized, images = quantized_tiny(weight_bits=4)
+    exported = export_onnx(quantized, images[:2], tmp_path / "tiny.onnx")
+    model = onnx.load(exported.path)
+    int4 = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT4]
+    assert exported.int4_weights == len(int4) == 3  # conv, primary capsules, W_ij
+    for tensor in int4:
+        codes = onnx.numpy_helper.to_array(tensor)
+        assert codes.min() >= -8 and codes.max() <= 7
+        assert len(tensor.raw_data) == (codes.size + 1) // 2  # two codes per byte
+    int8 = export_onnx(quantize_fx(tiny_capsnet(), [tiny_images(16)]), images[:2], tmp_path / "int8.onnx")
+    assert exported.size_bytes < int8.size_bytes
+
+
+def test_batch_is_dynamic(tmp_path):
+    quantized, images = quantized_tiny()
+    exported = export_onnx(quantized, images[:2], tmp_path / "tiny.onnx")
+    for batch in (1, 5):
+        np.testing.assert_array_equal(
+            run_onnx(exported.path, images[:batch]), quantized(images[:batch]).numpy()
+        )
+
+
+def test_shallowcaps_file_sizes_against_fp32_onnx(tmp_path):
+    torch.manual_seed(0)
+    model = create("shallowcaps", in_channels=1, image_size=28, num_classes=10).eval()
+    images = torch.randint(0, 256, (8, 1, 28, 28), generator=torch.Generator().manual_seed(0)).float()
+    torch.onnx.export(model, (images[:2],), tmp_path / "fp32.onnx", dynamo=True, opset_version=21)
+    fp32 = (tmp_path / "fp32.onnx").stat().st_size + sum(
+        p.stat().st_size for p in tmp_path.iterdir() if p.suffix == ".data"
+    )
+    int8 = export_onnx(quantize_fx(model, [images]), images[:2], tmp_path / "int8.onnx")
+    int4 = export_onnx(quantize_fx(model, [images], weight_bits=4), images[:2], tmp_path / "int4.onnx")
+    assert fp32 / int8.size_bytes >= 3.5
+    assert fp32 / int4.size_bytes >= 6.0
+    np.testing.assert_array_equal(
+        run_onnx(int4.path, images, "optimized"), quantize_fx(model, [images], weight_bits=4)(images).numpy()
+    )
+
+
+def test_deepcaps_exports_and_matches(tmp_path):
+    torch.manual_seed(0)
+    model = create("deepcaps", in_channels=1, image_size=28, num_classes=10).eval()
+    images = torch.randint(0, 256, (6, 1, 28, 28), generator=torch.Generator().manual_seed(0)).float()
+    quantized = quantize_fx(model, [images])
+    exported = export_onnx(quantized, images[:2], tmp_path / "deepcaps.onnx")
+    assert exported.op_types["capsnet.IntDynamicRouting"] == 2  # the 3D routing cell and the class capsules
+    expected = quantized(images).numpy()
+    for level in LEVELS:
+        np.testing.assert_array_equal(run_onnx(exported.path, images, level), expected)
+
+
+def test_bad_input_gives_clear_errors_and_writes_nothing(tmp_path, monkeypatch):
+    model = tiny_capsnet()
+    images = tiny_images(4)
+    with pytest.raises(ExportError, match="quantized capsule modules"):
+        export_onnx(model, images[:2], tmp_path / "float.onnx")
+    quantized = quantize_fx(model, [images])
+    with pytest.raises(ValueError, match="opset"):
+        export_onnx(quantized, images[:2], tmp_path / "old.onnx", opset=17)
+    with pytest.raises(ValueError, match="batch of at least 2"):
+        export_onnx(quantized, images[:1], tmp_path / "one.onnx")
+
+    def failing_checker(*args, **kwargs):
+        raise onnx.checker.ValidationError("simulated")
+
+    monkeypatch.setattr(onnx.checker, "check_model", failing_checker)
+    with pytest.raises(ExportError, match=r"onnx\.checker"):
+        export_onnx(quantized, images[:2], tmp_path / "checked.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

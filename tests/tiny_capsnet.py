@@ -1,0 +1,33 @@
+"""A miniature ShallowCaps shared by the FX and export tests (``tests`` is on pytest's pythonpath)."""
+
+import torch
+from torch import nn
+
+from capsnet_nncf_plugin.nn import CapsuleLength, ClassCapsules, PrimaryCapsules
+
+
+class TinyCapsNet(nn.Module):
+    """ShallowCaps in miniature: conv + ReLU, primary capsules, class capsules with 3 routing iterations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 16, 5)
+        self.relu = nn.ReLU()
+        self.primary = PrimaryCapsules(16, num_capsules=4, capsule_dim=4, kernel_size=5, stride=2)
+        self.classes = ClassCapsules(4 * 4 * 4, 3, in_dim=4, out_dim=6, iterations=3)
+        self.length = CapsuleLength()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.length(self.classes(self.primary(self.relu(self.conv(images * 2.0**-8)))))
+
+
+def tiny_capsnet(seed: int = 0) -> TinyCapsNet:
+    torch.manual_seed(seed)
+    model = TinyCapsNet().eval()
+    with torch.no_grad():  # larger vote weights than the default init, so capsules are not all tiny
+        model.classes.votes.weight.mul_(30)
+    return model
+
+
+def tiny_images(count: int = 16, seed: int = 1) -> torch.Tensor:
+    return torch.randint(0, 256, (count, 1, 16, 16), generator=torch.Generator().manual_seed(seed)).float()
