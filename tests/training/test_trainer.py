@@ -67,7 +67,9 @@ def test_resume_mid_epoch_replays_the_same_batches(tmp_path, tiny_splits, monkey
 
     train_set, val_set = tiny_splits
     config = dict(epochs=1, batch_size=10, checkpoint_every=2)
-    straight = train(tiny_config(tmp_path / "a", **config), progress=False, train_set=train_set, val_set=val_set)
+    straight = train(
+        tiny_config(tmp_path / "a", **config), progress=False, train_set=train_set, val_set=val_set
+    )
 
     calls = {"n": 0}
     real_margin_loss = trainer.margin_loss
@@ -85,7 +87,11 @@ def test_resume_mid_epoch_replays_the_same_batches(tmp_path, tiny_splits, monkey
     assert saved["epoch"] == 0 and saved["partial_epoch"]["step"] == 2
     monkeypatch.setattr(trainer, "margin_loss", real_margin_loss)
     resumed = train(
-        tiny_config(tmp_path / "b", **config), resume=True, progress=False, train_set=train_set, val_set=val_set
+        tiny_config(tmp_path / "b", **config),
+        resume=True,
+        progress=False,
+        train_set=train_set,
+        val_set=val_set,
     )
     assert resumed.history[0]["train_loss"] == pytest.approx(straight.history[0]["train_loss"], rel=1e-5)
     a = load_checkpoint(straight.last_checkpoint).model.state_dict()
