@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -55,3 +56,56 @@ def evaluate_accuracy(
             correct += int((model(images).argmax(dim=1) == labels).sum())
             bar.update(len(labels))
     return 100.0 * correct / count
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How a deployed classifier (``candidate``) agrees with its reference on a dataset."""
+
+    images: int
+    reference_accuracy: float
+    candidate_accuracy: float
+    identical_outputs: float  # percent of images whose score vectors are equal bit for bit
+    same_top1: float  # percent of images with the same predicted class
+    max_abs_difference: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@torch.no_grad()
+def compare_classifiers(
+    reference: Callable[[torch.Tensor], torch.Tensor],
+    candidate: Callable[[torch.Tensor], torch.Tensor],
+    dataset: Dataset,
+    batch_size: int = 500,
+    limit: int | None = None,
+    progress: bool = False,
+    description: str = "compare",
+) -> Agreement:
+    """Both classifiers on the same batches: their accuracies and how exactly their scores agree."""
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    if count == 0:
+        raise ValueError("cannot compare on an empty dataset")
+    correct = [0, 0]
+    identical = same_top1 = 0
+    max_difference = 0.0
+    with tqdm(total=count, desc=description, unit="img", disable=not progress, leave=False) as bar:
+        for images, labels in iterate_batches(dataset, batch_size, count):
+            expected, actual = reference(images), candidate(images)
+            if expected.shape != actual.shape:
+                raise ValueError(f"scores differ in shape: {tuple(expected.shape)} vs {tuple(actual.shape)}")
+            correct[0] += int((expected.argmax(dim=1) == labels).sum())
+            correct[1] += int((actual.argmax(dim=1) == labels).sum())
+            identical += int((expected == actual).all(dim=1).sum())
+            same_top1 += int((expected.argmax(dim=1) == actual.argmax(dim=1)).sum())
+            max_difference = max(max_difference, float((expected - actual).abs().max()))
+            bar.update(len(labels))
+    return Agreement(
+        count,
+        100.0 * correct[0] / count,
+        100.0 * correct[1] / count,
+        100.0 * identical / count,
+        100.0 * same_top1 / count,
+        max_difference,
+    )

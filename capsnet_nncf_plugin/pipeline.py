@@ -1,7 +1,9 @@
-"""The main job: evaluate a float model, quantize it, evaluate the integer model, account its memory.
+"""The main job: evaluate a float model, quantize it, export it to ONNX, run it in onnxruntime.
 
-``capsq run`` is this module's command line. Later stages (progressive allocation, ONNX export,
-onnxruntime) join it as they land; each stage's results go into the same summary and report folder.
+Steps: FP32 accuracy; power-of-two PTQ (FX flow, integer squash and routing); QDQ ONNX export with the
+``capsnet`` ops; test-set accuracy of the integer model in torch and in onnxruntime side by side (with how
+exactly they agree); memory accounting; ONNX file sizes; latency. ``capsq run`` is the command line. The
+progressive allocation joins as it lands; each stage's results go into the same summary and report folder.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from capsnet_nncf_plugin.allocation import memory_report
-from capsnet_nncf_plugin.atomic_file import write_text_atomically
+from capsnet_nncf_plugin.atomic_file import write_bytes_atomically, write_text_atomically
 from capsnet_nncf_plugin.data import load_dataset
-from capsnet_nncf_plugin.evaluation import evaluate_accuracy, iterate_batches
+from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
+from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
+from capsnet_nncf_plugin.latency import median_latency_ms
 from capsnet_nncf_plugin.models import open_checkpoint
+from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ class RunConfig:
     calibration_images: int = 512
     test_limit: int | None = None
     out_dir: str = "reports/run"
+    latency_batch: int = 32
 
 
 @dataclass
@@ -48,6 +56,8 @@ class RunResult:
     fp32_accuracy: float
     quantized_accuracy: float
     memory: dict[str, Any]
+    onnx: dict[str, Any] = field(default_factory=dict)
+    latency_ms_per_image: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -87,15 +97,67 @@ def run(config: RunConfig, progress: bool = True) -> RunResult:
             progress=progress,
         )
         seconds["quantization"] = time.perf_counter() - started
+
+        out_dir = Path(config.out_dir)
         started = time.perf_counter()
-        accuracy = evaluate_accuracy(
-            quantized, test, limit=config.test_limit, progress=progress, description="integer"
+        example = calibration[0][:2]
+        exported = export_onnx(quantized, example, out_dir / "model.onnx")
+        fp32_onnx = _export_float_onnx(checkpoint.model, example, out_dir / "model_fp32.onnx")
+        seconds["export"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        onnx_model = OnnxClassifier(InferenceSession(str(exported.path)))
+        agreement = compare_classifiers(
+            quantized, onnx_model, test, limit=config.test_limit, progress=progress, description="integer"
         )
     seconds["integer_evaluation"] = time.perf_counter() - started
     memory = memory_report(quantization_points(quantized), checkpoint.model).as_dict()
-    result = RunResult(config, dataset, test_images, fp32, accuracy, memory, seconds)
+    onnx_summary = {
+        "path": str(exported.path),
+        "bytes": exported.size_bytes,
+        "fp32_bytes": fp32_onnx,
+        "size_reduction": fp32_onnx / exported.size_bytes,
+        "accuracy": agreement.candidate_accuracy,
+        "agreement": agreement.as_dict(),
+    }
+    latency_images = calibration[0][: config.latency_batch]
+    fp32_session = OnnxClassifier(InferenceSession(str(out_dir / "model_fp32.onnx")))
+    latency = {
+        name: median_latency_ms(classifier, latency_images) / len(latency_images)
+        for name, classifier in (
+            ("fp32_torch", checkpoint.model),
+            ("fp32_onnxruntime", fp32_session),
+            ("integer_onnxruntime", onnx_model),
+        )
+    }
+    result = RunResult(
+        config,
+        dataset,
+        test_images,
+        fp32,
+        agreement.reference_accuracy,
+        memory,
+        onnx_summary,
+        latency,
+        seconds,
+    )
     write_report(result)
     return result
+
+
+def _export_float_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> int:
+    """The float model as ONNX (the size and latency baseline); returns its size in bytes."""
+    program = torch.onnx.export(
+        model,
+        (example,),
+        dynamo=True,
+        opset_version=21,
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        verbose=False,
+    )
+    payload = program.model_proto.SerializeToString()
+    write_bytes_atomically(path, payload)
+    return len(payload)
 
 
 def summary_table(result: RunResult) -> str:
@@ -128,6 +190,29 @@ def summary_table(result: RunResult) -> str:
             f"{memory['routing_bits'] / 8e3:.1f} kB, {memory['routing_reduction']:.2f}x smaller",
         ),
     ]
+    if result.onnx:
+        onnx = result.onnx
+        agreement = onnx["agreement"]
+        latency = result.latency_ms_per_image
+        rows += [
+            ("integer accuracy (onnxruntime)", f"{onnx['accuracy']:.2f} %"),
+            (
+                "onnxruntime vs torch",
+                f"{agreement['identical_outputs']:.2f} % of images bit-identical, "
+                f"{agreement['same_top1']:.2f} % same class",
+            ),
+            (
+                "ONNX file",
+                f"{onnx['bytes'] / 1e6:.2f} MB (FP32 {onnx['fp32_bytes'] / 1e6:.2f} MB), "
+                f"{onnx['size_reduction']:.2f}x smaller",
+            ),
+            (
+                f"latency / image, batch {result.config.latency_batch}",
+                f"FP32 torch {latency['fp32_torch']:.2f} ms, FP32 onnxruntime "
+                f"{latency['fp32_onnxruntime']:.2f} ms, integer onnxruntime "
+                f"{latency['integer_onnxruntime']:.2f} ms",
+            ),
+        ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
@@ -140,7 +225,8 @@ def write_report(result: RunResult) -> None:
     report = (
         f"# capsq run: {result.config.model}\n\n```text\n{summary_table(result)}\n```\n\n"
         "Accuracies are measured on the official test split; calibration uses the validation split. "
-        "Memory definitions: docs/memory.md.\n"
+        "Memory definitions: docs/memory.md. `model.onnx` runs in onnxruntime with the custom-op library "
+        "(docs/export.md).\n"
     )
     write_text_atomically(out_dir / "report.md", report)
     logger.info("report written to %s", out_dir)

@@ -38,7 +38,6 @@ from capsnet_nncf_plugin.fx.custom_modules import (
 from capsnet_nncf_plugin.fx.weight_layers import (
     IntegerVoteTransform,
     IntegerWeightLayer,
-    QuantizedWeights,
     bias_codes,
 )
 from capsnet_nncf_plugin.nn import ClassCapsules, ConvCaps3d
@@ -54,15 +53,16 @@ INT4_BUFFER = "int4_codes"
 UINT8_WEIGHT_ZERO_POINT = 128
 
 
-def _register_codes(module: nn.Module, weights: QuantizedWeights, unsigned: bool = False) -> list[int]:
+def _register_codes(
+    module: nn.Module, codes: torch.Tensor, quantizer: PowerOfTwoQuantizer, unsigned: bool = False
+) -> list[int]:
     """Store a weight's codes in the narrowest container; returns its per-channel exponents.
 
     With ``unsigned``, 5..8-bit weights are stored as uint8 with zero point 128: onnxruntime then runs the
     convolution with its u8 x u8 kernels, exact everywhere, where u8 x s8 kernels on x86 CPUs without VNNI
     saturate pairs of products at 16 bits (``vpmaddubsw``) and can change results.
     """
-    codes = weights.codes
-    bits = weights.quantizer.bits
+    bits = quantizer.bits
     module.codes_zero_point = 0
     if bits <= INT4_MAX_BITS:
         name, stored = INT4_BUFFER, codes.to(torch.int8)
@@ -73,11 +73,11 @@ def _register_codes(module: nn.Module, weights: QuantizedWeights, unsigned: bool
         name, stored = "codes", codes.to(torch.int8 if bits <= 8 else torch.int16)
     module.register_buffer(name, stored)
     module.codes_name = name
-    axis = weights.quantizer.axis if weights.quantizer.axis is not None else 0
+    axis = quantizer.axis if quantizer.axis is not None else 0
     module.weight_axis = axis
-    if isinstance(weights.quantizer.exponent, tuple):
-        return list(weights.quantizer.exponent)
-    return [weights.quantizer.exponent] * codes.shape[axis]
+    if isinstance(quantizer.exponent, tuple):
+        return list(quantizer.exponent)
+    return [quantizer.exponent] * codes.shape[axis]
 
 
 class ExportWeightLayer(nn.Module):
@@ -86,7 +86,8 @@ class ExportWeightLayer(nn.Module):
     def __init__(self, layer: IntegerWeightLayer, input_exponent: int, unsigned_weights: bool) -> None:
         super().__init__()
         self.layer = layer.layer
-        self.weight_exponents = _register_codes(self, layer.weights, unsigned_weights)
+        weights = layer.weights
+        self.weight_exponents = _register_codes(self, weights.codes, weights.quantizer, unsigned_weights)
         self.bias_exponents: list[int] | None = None
         if layer.bias is not None:
             exponents = layer.accumulator_exponents(input_exponent)
@@ -105,16 +106,31 @@ class ExportWeightLayer(nn.Module):
 
 
 class ExportVoteTransform(nn.Module):
-    """The vote transform: DQ(W_ij codes), einsum, float bias."""
+    """The vote transform as one batched MatMul over the input capsules, ``W_ij`` stored pre-transposed.
+
+    ``votes[n, i, j, d] = sum_k W[i, j, d, k] u[n, i, k]`` is ``u^T [I, N, K] @ W' [I, K, J*D]``: onnxruntime
+    runs that as I small GEMMs, many times faster than its generic Einsum; sums of ``K`` grid products are
+    exact either way.
+    """
 
     def __init__(self, layer: IntegerVoteTransform) -> None:
         super().__init__()
-        self.weight_exponents = _register_codes(self, layer.weights)
+        weights = layer.weights
+        inputs, outputs, dim_out, dim_in = weights.codes.shape
+        if weights.quantizer.axis not in (None, 0):
+            raise ValueError(
+                f"vote weights quantized along axis {weights.quantizer.axis}; export needs axis 0"
+            )
+        self.out_capsules, self.out_dim = outputs, dim_out
+        transposed = weights.codes.permute(0, 3, 1, 2).reshape(inputs, dim_in, outputs * dim_out)
+        self.weight_exponents = _register_codes(self, transposed, weights.quantizer)
         self.register_buffer("bias", layer.bias)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         weight = dequantize_constant(getattr(self, self.codes_name), self.weight_exponents, self.weight_axis)
-        votes = torch.einsum("ijdk,nik->nijd", weight, values)
+        votes = torch.matmul(values.transpose(0, 1), weight)  # [I, N, J*D]
+        votes = votes.reshape(votes.shape[0], votes.shape[1], self.out_capsules, self.out_dim)
+        votes = votes.permute(1, 0, 2, 3)
         return votes if self.bias is None else votes + self.bias
 
 

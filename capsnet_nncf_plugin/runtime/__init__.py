@@ -4,6 +4,7 @@
   when the package is installed), for ``register_custom_ops_library`` in Python or
   ``RegisterCustomOpsLibrary`` in C/C++;
 - :func:`session_options`, :func:`InferenceSession`: onnxruntime sessions with the library registered;
+- :class:`OnnxClassifier`: a session as an ``images -> scores`` callable on torch tensors;
 - :func:`register_schemas`: the ONNX schemas, so ``onnx.checker`` and shape inference accept the ops;
 - :func:`declare_output_types`: the output dtypes onnxruntime needs the model to state.
 
@@ -27,7 +28,7 @@ from capsnet_nncf_plugin.runtime.schemas import (
     INT_SQUASH,
     register_schemas,
 )
-from capsnet_nncf_plugin.runtime.session import InferenceSession, session_options
+from capsnet_nncf_plugin.runtime.session import InferenceSession, OnnxClassifier, session_options
 
 __all__ = [
     "DOMAIN",
@@ -38,6 +39,7 @@ __all__ = [
     "LIBRARY_FILE",
     "InferenceSession",
     "NativeLibraryNotFoundError",
+    "OnnxClassifier",
     "declare_output_types",
     "library_path",
     "register_schemas",

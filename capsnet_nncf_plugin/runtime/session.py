@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnxruntime
+import torch
 
 from capsnet_nncf_plugin.runtime.library import library_path
 from capsnet_nncf_plugin.runtime.output_types import declare_output_types
@@ -83,3 +85,19 @@ def _with_declared_output_types(source: ModelSource, options: onnxruntime.Sessio
     if not _config_entry(options, _EXTERNAL_DATA_FOLDER_KEY):
         options.add_session_config_entry(_EXTERNAL_DATA_FOLDER_KEY, str(path.resolve().parent))
     return model.SerializeToString()
+
+
+class OnnxClassifier:
+    """An onnxruntime session as an ``images -> scores`` callable on torch tensors (one input, one output)."""
+
+    def __init__(self, session: onnxruntime.InferenceSession) -> None:
+        if len(session.get_inputs()) != 1:
+            raise ValueError(
+                f"OnnxClassifier needs a one-input model, this one has {len(session.get_inputs())}"
+            )
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])

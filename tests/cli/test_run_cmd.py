@@ -54,6 +54,13 @@ def test_run_prints_the_summary_and_writes_the_report(checkpoint, tmp_path, caps
     assert 3.9 < summary["memory"]["weight_reduction"] < 4.0
     assert summary["memory"]["activation_reduction"] == pytest.approx(4.0)
     assert (out / "report.md").read_text().startswith("# capsq run")
+    # The exported model runs in onnxruntime and reproduces the torch integer model bit for bit.
+    assert "integer accuracy (onnxruntime)" in printed and "bit-identical" in printed
+    onnx = summary["onnx"]
+    assert onnx["accuracy"] == summary["quantized_accuracy"]
+    assert onnx["agreement"]["identical_outputs"] == 100.0 and onnx["agreement"]["images"] == 200
+    assert onnx["size_reduction"] > 3.5 and (out / "model.onnx").stat().st_size == onnx["bytes"]
+    assert set(summary["latency_ms_per_image"]) == {"fp32_torch", "fp32_onnxruntime", "integer_onnxruntime"}
 
 
 def test_run_without_a_zoo_model_names_the_fix(tmp_path, capsys):
