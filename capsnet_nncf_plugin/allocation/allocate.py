@@ -1,0 +1,106 @@
+"""``allocate``: search per-layer bit-widths for a float capsule network with a named method."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import torch
+from torch.utils.data import Dataset
+
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
+from capsnet_nncf_plugin.allocation.layers import quantizable_layers
+from capsnet_nncf_plugin.allocation.memory import memory_report
+from capsnet_nncf_plugin.allocation.methods import SearchContext, get_method
+from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
+from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis, analyze_errors
+from capsnet_nncf_plugin.evaluation import iterate_batches
+from capsnet_nncf_plugin.fx import quantization_points
+
+logger = logging.getLogger(__name__)
+
+#: Calibration images the error analysis runs each layer on (a subset of the calibration data).
+ANALYSIS_IMAGES = 256
+
+
+def _batches(data: Iterable[torch.Tensor] | Dataset, limit: int | None = None) -> list[torch.Tensor]:
+    if isinstance(data, Dataset) or hasattr(data, "images"):
+        return [images for images, _ in iterate_batches(data, 128, limit)]
+    batches = list(data)
+    if not all(isinstance(batch, torch.Tensor) for batch in batches):
+        raise ValueError("calibration_data must be a dataset or an iterable of image batches (tensors)")
+    return batches
+
+
+def allocate(
+    model: torch.nn.Module,
+    calibration_data: Iterable[torch.Tensor] | Dataset,
+    validation_data: Dataset,
+    method: str = DEFAULT_METHOD,
+    tolerance: float = 0.1,
+    weight_memory_budget: float | None = None,
+    clip: str = "hardware",
+    calibration_images: int = 512,
+    validation_limit: int | None = None,
+    analysis: ErrorAnalysis | None = None,
+    progress: bool = False,
+) -> BitAllocation:
+    """Per-layer bits for ``model`` that lose at most ``tolerance`` percentage points of validation accuracy.
+
+    ``calibration_data``: a dataset (its first ``calibration_images`` images) or image batches;
+    ``validation_data``: a labelled dataset the search measures accuracy on (its first ``validation_limit``
+    images). ``method`` is a name from ``available_methods()``; ``weight_memory_budget`` (bits) is used by
+    methods that fulfil a budget (Q-CapsNets). Pass a previous ``analysis`` to skip the error analysis.
+    ``info`` of the result records the search: accuracies, evaluations, seconds, memory reductions.
+    """
+    if tolerance < 0:
+        raise ValueError(f"tolerance is in percentage points and must be >= 0, got {tolerance}")
+    search = get_method(method)
+    model = model.eval()
+    calibration = _batches(calibration_data, calibration_images)
+    if not calibration:
+        raise ValueError("allocate needs calibration data; pass a dataset or at least one batch of images")
+    started = time.perf_counter()
+    if analysis is None:
+        analysis_batches = _batches(torch.cat(calibration)[:ANALYSIS_IMAGES].split(128))
+        analysis = analyze_errors(model, analysis_batches, clip=clip, progress=progress)
+    evaluator = AccuracyEvaluator(model, calibration, validation_data, clip=clip, limit=validation_limit)
+    context = SearchContext(
+        layers=quantizable_layers(model),
+        analysis=analysis,
+        evaluator=evaluator,
+        tolerance=tolerance,
+        weight_memory_budget=weight_memory_budget,
+        progress=progress,
+    )
+    allocation = search(context)
+    accuracy = evaluator.accuracy(allocation)
+    memory = memory_report(quantization_points(evaluator.quantize(allocation)), model)
+    allocation.info.update(
+        {
+            "method": method,
+            "tolerance": tolerance,
+            "clip": evaluator.clip_of(allocation),
+            "validation_images": evaluator.limit or len(validation_data),
+            "fp32_validation_accuracy": evaluator.fp32_accuracy,
+            "validation_accuracy": accuracy,
+            "meets_tolerance": accuracy >= evaluator.fp32_accuracy - tolerance - 1e-9,
+            "evaluations": evaluator.evaluations,
+            "analysis_seconds": analysis.seconds,
+            "search_seconds": time.perf_counter() - started,
+            "weight_reduction": memory.weight_reduction,
+            "activation_reduction": memory.activation_reduction,
+            "routing_reduction": memory.routing_reduction,
+        }
+    )
+    if not allocation.info["meets_tolerance"]:
+        logger.warning(
+            "%s: even its widest allocation loses %.2f pp (> %.2f); consider a larger tolerance or "
+            "another clip mode",
+            method,
+            evaluator.fp32_accuracy - accuracy,
+            tolerance,
+        )
+    return allocation

@@ -1,0 +1,86 @@
+"""Baselines in the same framework: uniform 8-bit, and Q-CapsNets (Marchisio et al., DAC 2020).
+
+Q-CapsNets, re-implemented from its paper, with round-to-nearest and saturation and no range clipping
+(``clip="minmax"``):
+
+    1. layer-uniform: the smallest width Q for weights and activations together that keeps accuracy
+    2. memory-budget fulfilment: weights decrease toward the output, layer l gets Q - l * step (>= 2), with
+       the smallest step that fits the weight-memory budget (no budget: step 1 if accuracy holds, else 0)
+    3. layer-wise activation reduction: from the first layer on, lower its activation while accuracy holds
+    4. dynamic-routing reduction: the smallest width of all routing tensors together that keeps accuracy
+"""
+
+from __future__ import annotations
+
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.allocation.methods.context import (
+    MAX_BITS,
+    MIN_BITS,
+    SearchContext,
+    descend_layer,
+    set_bits,
+    smallest_holding,
+)
+from capsnet_nncf_plugin.fx.qconfig import RoutingBits
+
+QCAPSNETS_CLIP = "minmax"
+
+
+def uniform_8(context: SearchContext) -> BitAllocation:
+    allocation = context.uniform()
+    context.holds(allocation)  # measured, so the report has its accuracy
+    allocation.method = "uniform-8"
+    return allocation
+
+
+def _weight_bits(allocation: BitAllocation, context: SearchContext) -> float:
+    model = context.evaluator.model
+    total = 0.0
+    for name in context.names_with("weight"):
+        parameters = sum(
+            p.numel() for n, p in model.get_submodule(name).named_parameters() if n.endswith("weight")
+        )
+        total += parameters * allocation.layers[name].weight
+    return total
+
+
+def qcapsnets(context: SearchContext) -> BitAllocation:
+    allocation = context.uniform()
+    allocation.info["clip"] = QCAPSNETS_CLIP  # every candidate derived from it quantizes without clipping
+    weights, activations = context.names_with("weight"), context.names_with("activation")
+
+    def uniform(bits: int) -> BitAllocation:
+        return set_bits(set_bits(allocation, weights, "weight", bits), activations, "activation", bits)
+
+    q = smallest_holding(MIN_BITS, MAX_BITS, lambda bits: context.holds(uniform(bits)))
+    allocation = uniform(q)
+
+    def decreasing(step: int) -> BitAllocation:
+        result = allocation
+        for index, name in enumerate(weights):
+            result = result.with_layer(name, weight=max(q - index * step, MIN_BITS))
+        return result
+
+    if context.weight_memory_budget is not None:
+        step = 0
+        while _weight_bits(decreasing(step), context) > context.weight_memory_budget and step < MAX_BITS:
+            step += 1
+        allocation = decreasing(step)
+    elif len(weights) > 1 and context.holds(decreasing(1)):
+        allocation = decreasing(1)
+    for name in activations:
+        allocation = descend_layer(context, allocation, [name], "activation")
+    routing_layers = [layer.name for layer in context.layers if layer.routing]
+
+    def with_routing(bits: int) -> BitAllocation:
+        result = allocation
+        for name in routing_layers:
+            result = result.with_layer(name, routing=RoutingBits.from_dict(bits))
+        return result
+
+    if routing_layers:
+        allocation = with_routing(
+            smallest_holding(MIN_BITS, MAX_BITS, lambda b: context.holds(with_routing(b)))
+        )
+    allocation.method = "qcapsnets"
+    return allocation

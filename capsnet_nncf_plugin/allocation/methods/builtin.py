@@ -1,0 +1,17 @@
+"""The built-in allocation methods, by name (registered like any plugin's, see registry.py)."""
+
+from capsnet_nncf_plugin.allocation.methods.baselines import qcapsnets, uniform_8
+from capsnet_nncf_plugin.allocation.methods.block_routing import block_routing
+from capsnet_nncf_plugin.allocation.methods.error_guided import error_guided
+from capsnet_nncf_plugin.allocation.methods.progressive_descent import progressive_descent
+
+BUILTIN_METHODS = {
+    "progressive-descent": progressive_descent,
+    "error-guided": error_guided,
+    "block-routing": block_routing,
+    "uniform-8": uniform_8,
+    "qcapsnets": qcapsnets,
+}
+
+#: The method ``allocate`` and ``capsq quantize`` use unless told otherwise.
+DEFAULT_METHOD = "progressive-descent"

@@ -1,0 +1,86 @@
+"""What every allocation method works with, and the search steps they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
+from capsnet_nncf_plugin.allocation.layers import Layer
+from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
+from capsnet_nncf_plugin.fx.qconfig import LayerBits
+
+MIN_BITS, MAX_BITS = 2, 8
+
+
+@dataclass
+class SearchContext:
+    layers: list[Layer]
+    analysis: ErrorAnalysis
+    evaluator: AccuracyEvaluator
+    tolerance: float
+    weight_memory_budget: float | None = None  # bits; None = no budget
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        self._bar = tqdm(desc="allocation search", unit="eval", disable=not self.progress, leave=False)
+
+    def holds(self, allocation: BitAllocation) -> bool:
+        before = self.evaluator.evaluations
+        result = self.evaluator.holds(allocation, self.tolerance)
+        self._bar.update(self.evaluator.evaluations - before)
+        return result
+
+    def uniform(self) -> BitAllocation:
+        return BitAllocation.uniform([layer.name for layer in self.layers])
+
+    def names_with(self, kind: str) -> list[str]:
+        return [layer.name for layer in self.layers if kind in self.analysis.errors.get(layer.name, {})]
+
+
+def set_bits(allocation: BitAllocation, names: list[str], kind: str, bits: int) -> BitAllocation:
+    """``allocation`` with ``kind`` (``weight``/``activation``) of every layer in ``names`` at ``bits``."""
+    for name in names:
+        allocation = allocation.with_layer(name, **{kind: bits})
+    return allocation
+
+
+def smallest_holding(low: int, high: int, holds: Callable[[int], bool]) -> int:
+    """Binary search for the smallest width in ``[low, high]`` that holds, assuming accuracy is monotone in
+    the width; ``high`` is returned untested when nothing lower holds."""
+    while low < high:
+        middle = (low + high) // 2
+        if holds(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return high
+
+
+def smallest_uniform(context: SearchContext, allocation: BitAllocation, kind: str) -> int:
+    """Smallest width that ``kind`` can take in every layer at once (the rest as in ``allocation``)."""
+    names = context.names_with(kind)
+    return smallest_holding(
+        MIN_BITS, MAX_BITS, lambda bits: context.holds(set_bits(allocation, names, kind, bits))
+    )
+
+
+def descend_layer(
+    context: SearchContext, allocation: BitAllocation, names: list[str], kind: str
+) -> BitAllocation:
+    """Lower ``kind`` of the layers ``names`` together, one bit at a time, while the tolerance holds."""
+    while True:
+        current = min(getattr(allocation.layers[name], kind) for name in names)
+        if current <= MIN_BITS:
+            return allocation
+        candidate = set_bits(allocation, names, kind, current - 1)
+        if not context.holds(candidate):
+            return allocation
+        allocation = candidate
+
+
+def layer_bits(allocation: BitAllocation, name: str) -> LayerBits:
+    return allocation.layers[name]

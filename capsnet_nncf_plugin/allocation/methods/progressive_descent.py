@@ -1,0 +1,31 @@
+"""Approach 1, layer-wise progressive descent.
+
+for kind in (weight, activation):                 # weights first, then activations
+    u = smallest uniform width of kind that keeps accuracy within the tolerance
+    set every layer's kind to u
+    for layer in layers, least susceptible first (highest SQNR at u - 1 in the error analysis):
+        while layer.kind > 2 and lowering it by one bit keeps the tolerance:
+            lower it
+"""
+
+from __future__ import annotations
+
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.allocation.methods.context import (
+    MIN_BITS,
+    SearchContext,
+    descend_layer,
+    set_bits,
+    smallest_uniform,
+)
+
+
+def progressive_descent(context: SearchContext) -> BitAllocation:
+    allocation = context.uniform()
+    for kind in ("weight", "activation"):
+        uniform = smallest_uniform(context, allocation, kind)
+        allocation = set_bits(allocation, context.names_with(kind), kind, uniform)
+        for name in context.analysis.ranking(kind, max(uniform - 1, MIN_BITS)):
+            allocation = descend_layer(context, allocation, [name], kind)
+    allocation.method = "progressive-descent"
+    return allocation

@@ -1,0 +1,50 @@
+"""The registry of allocation methods: name -> ``method(context) -> BitAllocation``.
+
+The built-in methods and any third party's arrive through the plugin hooks (``capsnet_nncf_plugin``
+entry points); :func:`register_method` adds one directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+    from capsnet_nncf_plugin.allocation.methods.context import SearchContext
+
+AllocationMethod = Callable[["SearchContext"], "BitAllocation"]
+
+_METHODS: dict[str, AllocationMethod] = {}
+_BUILTINS_LOADED = False
+
+
+def register_method(name: str, method: AllocationMethod, replace: bool = False) -> None:
+    """Make ``method`` available as ``name`` (an error if the name is taken, unless ``replace``)."""
+    if not name or not isinstance(name, str):
+        raise ValueError(f"an allocation method needs a non-empty name, got {name!r}")
+    if name in _METHODS and not replace and _METHODS[name] is not method:
+        raise ValueError(f"allocation method {name!r} is already registered; pick another name")
+    _METHODS[name] = method
+
+
+def _load() -> None:
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        from capsnet_nncf_plugin.allocation.methods.builtin import BUILTIN_METHODS
+
+        for name, method in BUILTIN_METHODS.items():
+            register_method(name, method)
+
+
+def available_methods() -> list[str]:
+    _load()
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> AllocationMethod:
+    _load()
+    if name not in _METHODS:
+        raise ValueError(f"unknown allocation method {name!r}; available: {', '.join(available_methods())}")
+    return _METHODS[name]

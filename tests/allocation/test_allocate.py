@@ -1,0 +1,142 @@
+"""Error analysis, the allocation methods and BitAllocation on a tiny CapsNet whose labels are its own FP32
+predictions (FP32 accuracy 100 %), with a tolerance loose enough that every method can lower bits."""
+
+import itertools
+import json
+import math
+import warnings
+
+import pytest
+import torch
+from tiny_capsnet import tiny_capsnet, tiny_images
+
+from capsnet_nncf_plugin.allocation import (
+    BitAllocation,
+    allocate,
+    analyze_errors,
+    available_methods,
+    quantizable_layers,
+)
+from capsnet_nncf_plugin.allocation.methods.context import smallest_holding
+from capsnet_nncf_plugin.data.image_dataset import ImageDataset
+from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
+from capsnet_nncf_plugin.fx.qconfig import LayerBits, RoutingBits
+
+TOLERANCE = 15.0
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@pytest.fixture(scope="module")
+def setting():
+    model = tiny_capsnet()
+    images = tiny_images(100, seed=3)
+    with torch.no_grad():
+        labels = model(images).argmax(dim=1)
+    validation = ImageDataset(images.to(torch.uint8), labels, name="synthetic", split="val", num_classes=3)
+    calibration = [tiny_images(32, seed=4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = analyze_errors(model, calibration)
+    return model, calibration, validation, analysis
+
+
+def test_layers_and_error_analysis(setting):
+    model, _, _, analysis = setting
+    layers = quantizable_layers(model)
+    assert [layer.name for layer in layers] == ["conv", "primary", "classes"]
+    assert [layer.fused_relu for layer in layers] == [True, False, False]
+    assert [layer.routing for layer in layers] == [False, False, True]
+    assert set(analysis.errors["classes"]) == {"weight", "activation", "routing"}
+    for name, kinds in analysis.errors.items():
+        for kind, by_bits in kinds.items():
+            sqnr = [by_bits[bits]["sqnr_db"] for bits in sorted(by_bits)]
+            # More bits, less error: about 6 dB per bit; never worse by more than noise.
+            assert all(b >= a - 1.0 for a, b in itertools.pairwise(sqnr)), (name, kind, sqnr)
+            assert sqnr[-1] > sqnr[0] + 10, (name, kind, sqnr)
+    activation = analysis.errors["conv"]["activation"]
+    assert activation[8]["sqnr_db"] - activation[7]["sqnr_db"] == pytest.approx(6.0, abs=1.5)
+    assert analysis.ranking("weight", 4)[0] in {"conv", "primary", "classes"}
+    assert analysis.smallest_bits("conv", "activation", 1000.0) == 8
+    assert math.isfinite(analysis.sqnr("conv", "weight", 2))
+
+
+@pytest.mark.parametrize("method", ["progressive-descent", "error-guided", "block-routing", "qcapsnets"])
+def test_every_method_lowers_bits_within_tolerance(setting, method):
+    model, calibration, validation, analysis = setting
+    allocation = allocate(
+        model, calibration, validation, method=method, tolerance=TOLERANCE, analysis=analysis
+    )
+    info = allocation.info
+    assert (
+        info["meets_tolerance"]
+        and info["validation_accuracy"] >= info["fp32_validation_accuracy"] - TOLERANCE
+    )
+    assert info["evaluations"] >= 1 and info["search_seconds"] > 0
+    assert info["weight_reduction"] > 4.2  # below 8 bits somewhere
+    assert all(2 <= bits.weight <= 8 and 2 <= bits.activation <= 8 for bits in allocation.layers.values())
+    # The recorded memory is the memory of the model the allocation quantizes to.
+    quantized = quantize_fx(model, calibration, clip=info["clip"], allocation=allocation)
+    points = {p.name: p.bits for p in quantization_points(quantized)}
+    for name, bits in allocation.layers.items():
+        weight_point = next(p for p in points if p.startswith(f"{name}.") and p.endswith("weight"))
+        assert points[weight_point] == bits.weight
+    if method == "block-routing":
+        routing = allocation.layers["classes"].routing
+        assert isinstance(routing.coupling, tuple) and len(routing.coupling) == 3  # per iteration
+
+
+def test_uniform_baseline_and_registry(setting):
+    model, calibration, validation, analysis = setting
+    assert {"progressive-descent", "error-guided", "block-routing", "uniform-8", "qcapsnets"} <= set(
+        available_methods()
+    )
+    allocation = allocate(model, calibration, validation, method="uniform-8", analysis=analysis)
+    assert allocation.info["evaluations"] == 1
+    assert {(b.weight, b.activation) for b in allocation.layers.values()} == {(8, 8)}
+    with pytest.raises(ValueError, match="unknown allocation method 'nope'; available: block-routing"):
+        allocate(model, calibration, validation, method="nope")
+    with pytest.raises(ValueError, match="tolerance"):
+        allocate(model, calibration, validation, tolerance=-1)
+
+
+def test_bit_allocation_json_round_trip(tmp_path):
+    allocation = BitAllocation(
+        {
+            "conv": LayerBits(4, 6),
+            "classes": LayerBits(
+                3, 8, RoutingBits(logits=(6, 5), coupling=7, pre_activation=8, output=(8, 7, 6))
+            ),
+        },
+        method="error-guided",
+        info={"tolerance": 0.1},
+    )
+    path = allocation.save(tmp_path / "a" / "allocation.json")
+    loaded = BitAllocation.load(path)
+    assert (
+        loaded.key() == allocation.key()
+        and loaded.method == "error-guided"
+        and loaded.info == {"tolerance": 0.1}
+    )
+    assert json.loads(path.read_text())["layers"]["classes"]["routing"]["output"] == [8, 7, 6]
+    (tmp_path / "bad.json").write_text('{"layers": 3}')
+    with pytest.raises(ValueError, match="not a bit allocation"):
+        BitAllocation.load(tmp_path / "bad.json")
+    with pytest.raises(FileNotFoundError, match="capsq quantize"):
+        BitAllocation.load(tmp_path / "missing.json")
+
+
+def test_smallest_holding_is_a_binary_search():
+    calls = []
+
+    def holds(bits):
+        calls.append(bits)
+        return bits >= 5
+
+    assert smallest_holding(2, 8, holds) == 5
+    assert len(calls) <= 3
