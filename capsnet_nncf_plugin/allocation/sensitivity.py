@@ -120,7 +120,9 @@ def quantize_alone(
 ) -> torch.nn.Module:
     """The plugin's quantized module for ``module`` alone, calibrated on ``inputs``."""
     float_layer = ConvReLU2d(copy.deepcopy(module), torch.nn.ReLU()) if fused_relu else copy.deepcopy(module)
-    float_layer.qconfig = make_qconfig(bits, clip)
+    # A 16-bit reference weight needs no clipping search (it would cost more than the rest of the run).
+    weight_clip = "minmax" if bits.weight >= REFERENCE_BITS else "mse"
+    float_layer.qconfig = make_qconfig(bits, clip, weight_clip)
     observed_class = FLOAT_TO_OBSERVED[type(module)]
     observed = observed_class.from_float(float_layer)
     observed.activation_post_process = observed.qconfig.activation()

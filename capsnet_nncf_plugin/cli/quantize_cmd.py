@@ -9,9 +9,12 @@ import time
 import warnings
 from pathlib import Path
 
+import torch
+
 from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_methods
 from capsnet_nncf_plugin.allocation.allocate import ANALYSIS_IMAGES
 from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
+from capsnet_nncf_plugin.allocation.sensitivity import CANDIDATE_BITS
 from capsnet_nncf_plugin.allocation.report import (
     plot_accuracy_vs_memory,
     plot_bits,
@@ -49,6 +52,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--validation-limit", type=int, default=None, help="validation images the search uses"
     )
     parser.add_argument("--limit", type=int, default=None, help="test images for the final accuracy")
+    parser.add_argument(
+        "--analysis-images",
+        type=int,
+        default=ANALYSIS_IMAGES,
+        help="calibration images of the error analysis",
+    )
+    parser.add_argument(
+        "--analysis-bits",
+        type=int,
+        nargs="+",
+        default=list(CANDIDATE_BITS),
+        help="candidate widths of the error analysis",
+    )
     parser.add_argument("--compare", action="store_true", help="also run every other method for the plots")
     parser.add_argument("--out", default="reports/quantize", help="report folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -72,8 +88,9 @@ def main(args: argparse.Namespace) -> int:
     calibration = [images for images, _ in iterate_batches(validation, 128, args.calibration)]
     warnings.simplefilter("ignore")
 
+    analysis_batches = torch.cat(calibration)[: args.analysis_images].split(128)
     analysis = analyze_errors(
-        model, calibration[: max(1, ANALYSIS_IMAGES // 128)], clip=args.clip, progress=progress
+        model, analysis_batches, candidate_bits=args.analysis_bits, clip=args.clip, progress=progress
     )
     analysis.save(out / "error_analysis.json")
     plot_sensitivity(out / "sensitivity.png", analysis)

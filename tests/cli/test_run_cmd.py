@@ -66,3 +66,45 @@ def test_run_prints_the_summary_and_writes_the_report(checkpoint, tmp_path, caps
 def test_run_without_a_zoo_model_names_the_fix(tmp_path, capsys):
     assert main(["run", "--model", "zoo:nope", "--out", str(tmp_path)]) == 2
     assert "capsq zoo list" in capsys.readouterr().err
+
+
+def test_quantize_writes_allocation_report_and_plots(checkpoint, tmp_path, capsys):
+    out = tmp_path / "quantize"
+    code = main(
+        [
+            "quantize",
+            "--model",
+            str(checkpoint),
+            "--method",
+            "uniform-8",
+            "--calibration",
+            "64",
+            "--analysis-images",
+            "16",
+            "--analysis-bits",
+            "4",
+            "8",
+            "--validation-limit",
+            "100",
+            "--limit",
+            "100",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert "uniform-8: weights" in capsys.readouterr().out
+    allocation = json.loads((out / "allocation.json").read_text())
+    assert set(allocation["layers"]) == {"conv1", "primary_caps", "class_caps"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test"]["images"] == 100
+    for name in ("report.md", "bits_per_layer.png", "accuracy_vs_memory.png", "sensitivity.png"):
+        assert (out / name).stat().st_size > 0, name
+    analysis = json.loads((out / "error_analysis.json").read_text())
+    assert set(analysis["errors"]["class_caps"]) == {"weight", "activation", "routing"}
+
+
+def test_quantize_rejects_an_unknown_method(checkpoint, tmp_path, capsys):
+    assert main(["quantize", "--model", str(checkpoint), "--method", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
