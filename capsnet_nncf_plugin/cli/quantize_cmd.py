@@ -14,13 +14,13 @@ import torch
 from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_methods
 from capsnet_nncf_plugin.allocation.allocate import ANALYSIS_IMAGES
 from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
-from capsnet_nncf_plugin.allocation.sensitivity import CANDIDATE_BITS
 from capsnet_nncf_plugin.allocation.report import (
     plot_accuracy_vs_memory,
     plot_bits,
     plot_sensitivity,
     write_markdown,
 )
+from capsnet_nncf_plugin.allocation.sensitivity import CANDIDATE_BITS
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy, iterate_batches
