@@ -51,12 +51,10 @@ def main() -> None:
         fp32 = evaluate_accuracy(model, test, limit=args.limit, progress=True, description="FP32")
         started = time.perf_counter()
         analysis = analyze_errors(model, calibration[:2], progress=True)
-        print(
-            f"\n{reference} ({dataset}): FP32 test {fp32:.2f} %, error analysis {time.perf_counter() - started:.0f} s"
-        )
-        print(
-            f"{'method':<22}{'weights x':>10}{'acts x':>8}{'test %':>9}{'loss pp':>9}{'search s':>10}{'evals':>7}"
-        )
+        seconds = time.perf_counter() - started
+        print(f"\n{reference} ({dataset}): FP32 test {fp32:.2f} %, error analysis {seconds:.0f} s")
+        header = ("method", "weights x", "acts x", "test %", "loss pp", "search s", "evals")
+        print(f"{header[0]:<22}" + "".join(f"{h:>10}" for h in header[1:]))
         rows = {}
         for method in methods:
             allocation = allocate(
