@@ -7,10 +7,18 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from capsnet_nncf_plugin.cli import data_cmd, eval_cmd, quantize_cmd, run_cmd, train_cmd, zoo_cmd
+from capsnet_nncf_plugin.cli import (
+    data_cmd,
+    eval_cmd,
+    plugins_cmd,
+    quantize_cmd,
+    run_cmd,
+    train_cmd,
+    zoo_cmd,
+)
 from capsnet_nncf_plugin.errors import CapsqError
 
-_SUBCOMMAND_MODULES = (run_cmd, quantize_cmd, data_cmd, train_cmd, eval_cmd, zoo_cmd)
+_SUBCOMMAND_MODULES = (run_cmd, quantize_cmd, data_cmd, train_cmd, eval_cmd, zoo_cmd, plugins_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ its output grid, computing exactly what the quantized module computes, in ops th
 * squash and routing as ``capsnet.IntSquash`` / ``capsnet.IntDynamicRouting`` on int8/int16 codes.
 
 The forms are kept apart from the quantized modules (as brevitas keeps export handlers apart from its
-layers); :data:`EXPORT_FORMS` maps each quantized module class to its builder.
+layers); :data:`BUILTIN_EXPORT_FORMS` maps each quantized module class to its builder.
 """
 
 from __future__ import annotations
@@ -265,8 +265,9 @@ ExportFormBuilder = Callable[
     [QuantizedModule, PowerOfTwoQuantizer, "PowerOfTwoQuantizer | None", ExportOptions], nn.Module
 ]
 
-#: Export form of each quantized module class: ``builder(module, input_format, narrowing, options)``.
-EXPORT_FORMS: dict[type[QuantizedModule], ExportFormBuilder] = {
+#: The built-in export forms (``builder(module, input_format, narrowing, options)``), registered through the
+#: ``capsnet_export_forms`` plugin hook; plugins may add forms for their own quantized modules.
+BUILTIN_EXPORT_FORMS: dict[type[QuantizedModule], ExportFormBuilder] = {
     QuantizedLayer: ExportLayer,
     QuantizedSquashLayer: ExportSquashLayer,
     QuantizedRoutingLayer: ExportRoutingLayer,

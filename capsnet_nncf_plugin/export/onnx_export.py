@@ -1,7 +1,7 @@
 """``export_onnx``: a quantized capsule network as a QDQ ONNX model with ``capsnet`` integer ops.
 
 Steps: record each quantized module's input format on the example inputs; rewrite a copy of the converted
-graph into its export form (quantized modules -> :data:`~capsnet_nncf_plugin.export.forms.EXPORT_FORMS`,
+graph into its export form (quantized modules -> the export forms of the plugins, built-ins in ``forms.py``,
 ``torch.quantize_per_tensor`` -> Q/DQ pairs, ``dequantize`` -> nothing); check that the export form
 reproduces the quantized model bit for bit; translate it with torch's dynamo exporter (dynamic batch);
 store <= 4-bit weights as INT4; declare the ``capsnet`` output types; check the model with ``onnx.checker``;
@@ -24,12 +24,13 @@ import torch
 from capsnet_nncf_plugin.atomic_file import write_bytes_atomically
 from capsnet_nncf_plugin.errors import ExportError
 from capsnet_nncf_plugin.export import capsule_ops, qdq_ops
-from capsnet_nncf_plugin.export.forms import EXPORT_FORMS, ExportOptions
+from capsnet_nncf_plugin.export.forms import ExportOptions
 from capsnet_nncf_plugin.export.int4 import store_int4_weights
 from capsnet_nncf_plugin.fx.custom_modules import QuantizedModule
 from capsnet_nncf_plugin.fx.quantized_tensors import exponent_of_scale, read_input
 from capsnet_nncf_plugin.observers.activation_observer import signed_from_container
 from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
+from capsnet_nncf_plugin.plugins import collect
 from capsnet_nncf_plugin.runtime import declare_output_types, register_schemas
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def export_form(
             "get_capsnet_convert_custom_config); this one has no quantized capsule modules"
         )
     formats = _record_input_formats(model, modules, example_inputs)
+    export_forms = collect("capsnet_export_forms")
     exported = copy.deepcopy(model)
     graph = exported.graph
     for node in list(graph.nodes):
@@ -132,7 +134,7 @@ def export_form(
             producer_bits = modules[source.target].output_quantizer.bits
             if module.input_bits < producer_bits:
                 narrowing = formats[node.target]
-        builder = EXPORT_FORMS.get(type(module))
+        builder = export_forms.get(type(module))
         if builder is None:
             raise ExportError(f"no export form for {type(module).__name__} ({node.target})")
         parent_name, _, child = node.target.rpartition(".")

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 AllocationMethod = Callable[["SearchContext"], "BitAllocation"]
 
 _METHODS: dict[str, AllocationMethod] = {}
-_BUILTINS_LOADED = False
+_PLUGINS_LOADED = False
 
 
 def register_method(name: str, method: AllocationMethod, replace: bool = False) -> None:
@@ -29,13 +29,20 @@ def register_method(name: str, method: AllocationMethod, replace: bool = False) 
 
 
 def _load() -> None:
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        from capsnet_nncf_plugin.allocation.methods.builtin import BUILTIN_METHODS
+    global _PLUGINS_LOADED
+    if not _PLUGINS_LOADED:
+        _PLUGINS_LOADED = True
+        from capsnet_nncf_plugin.plugins import collect
 
-        for name, method in BUILTIN_METHODS.items():
-            register_method(name, method)
+        for name, method in collect("capsnet_allocation_methods").items():
+            register_method(name, method, replace=True)
+
+
+def reset() -> None:
+    """Drop every method; the next lookup collects them from the plugins again."""
+    global _PLUGINS_LOADED
+    _PLUGINS_LOADED = False
+    _METHODS.clear()
 
 
 def available_methods() -> list[str]:

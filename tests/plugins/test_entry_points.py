@@ -1,0 +1,100 @@
+"""Third-party plugins through entry points: a dist-info on sys.path adds an observer and an allocation
+method; a broken plugin is reported without breaking the others."""
+
+import sys
+import warnings
+
+import pytest
+import torch
+from tiny_capsnet import tiny_capsnet, tiny_images
+
+from capsnet_nncf_plugin.allocation import allocate, available_methods
+from capsnet_nncf_plugin.cli import main
+from capsnet_nncf_plugin.data.image_dataset import ImageDataset
+from capsnet_nncf_plugin.plugins import get_observer, plugin_report, reset_plugin_manager
+
+PLUGIN_MODULE = '''
+import torch
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.hookspecs import hookimpl
+from capsnet_nncf_plugin.observers import PowerOfTwoObserver
+
+
+class SixBitObserver(PowerOfTwoObserver):
+    """A third party's observer: power of two, always 6 bits."""
+
+    def __init__(self, **kwargs):
+        kwargs["bits"] = 6
+        super().__init__(**kwargs)
+
+
+def weights_four_bits(context):
+    allocation = context.uniform()
+    for name in context.names_with("weight"):
+        allocation = allocation.with_layer(name, weight=4)
+    context.holds(allocation)
+    allocation.method = "weights-four-bits"
+    return allocation
+
+
+@hookimpl
+def capsnet_allocation_methods():
+    return {"weights-four-bits": weights_four_bits}
+
+
+@hookimpl
+def capsnet_observers():
+    return {"six-bit": SixBitObserver}
+'''
+
+
+@pytest.fixture
+def third_party(tmp_path, monkeypatch):
+    (tmp_path / "thirdparty_capsnet.py").write_text(PLUGIN_MODULE)
+    for dist, entry in (
+        ("thirdparty_capsnet", "thirdparty_capsnet"),
+        ("broken_capsnet", "no_such_module_xyz"),
+    ):
+        info = tmp_path / f"{dist}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[capsnet_nncf_plugin]\n{dist} = {entry}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reset_plugin_manager()
+    yield
+    sys.modules.pop("thirdparty_capsnet", None)
+    monkeypatch.undo()
+    reset_plugin_manager()
+
+
+def test_a_third_party_method_and_observer_are_used_from_the_api(third_party):
+    assert "weights-four-bits" in available_methods() and "progressive-descent" in available_methods()
+    observer_class = get_observer("six-bit")
+    observer = observer_class()
+    observer(torch.tensor([0.0, 1.0]))
+    assert observer.bits == 6
+    model = tiny_capsnet()
+    images = tiny_images(40, seed=3)
+    with torch.no_grad():
+        labels = model(images).argmax(dim=1)
+    validation = ImageDataset(images.to(torch.uint8), labels, name="synthetic", split="val", num_classes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        allocation = allocate(model, [images[:16]], validation, method="weights-four-bits", tolerance=100)
+    assert {bits.weight for bits in allocation.layers.values()} == {4}
+
+
+def test_capsq_plugins_lists_them_and_reports_the_broken_one(third_party, capsys):
+    assert main(["plugins"]) == 0
+    printed = capsys.readouterr().out
+    assert "builtin" in printed and "progressive-descent" in printed
+    assert "thirdparty_capsnet (thirdparty_capsnet): thirdparty_capsnet" in printed
+    assert "allocation methods: weights-four-bits" in printed and "observers: six-bit" in printed
+    assert "broken_capsnet" in printed and "ModuleNotFoundError" in printed
+    broken = next(info for info in plugin_report() if info.name == "broken_capsnet")
+    assert "no_such_module_xyz" in broken.error
+
+
+def test_unknown_observer_names_the_available_ones():
+    with pytest.raises(ValueError, match="unknown observer 'nope'; available: fixed-range, pot"):
+        get_observer("nope")
