@@ -134,17 +134,40 @@ class ExportVoteTransform(nn.Module):
         return votes if self.bias is None else votes + self.bias
 
 
-def _export_weighted(layer: nn.Module, input_exponent: int, unsigned_weights: bool) -> nn.Module:
+#: ``vpmaddubsw`` adds two u8 x s8 products into a signed 16-bit lane.
+INT16_MAX = 2**15 - 1
+
+
+def u8s8_is_exact(weight_bits: int, input_format: PowerOfTwoQuantizer) -> bool:
+    """Whether onnxruntime's u8 x s8 kernels cannot saturate for these weights and this input.
+
+    Inputs travel as uint8 (zero point 128 when signed), weights as int8; on CPUs without VNNI a pair of
+    products must fit in 16 bits: ``2 * max input code * max |weight code| <= 32767``. 7-bit weights, or
+    7-bit unsigned inputs, always fit; 8-bit weights on 8-bit inputs do not.
+    """
+    if input_format.bits > 8 or weight_bits > 8:
+        return False
+    bits = input_format.bits
+    max_input = 128 + 2 ** (bits - 1) - 1 if input_format.signed else 2**bits - 1
+    return 2 * max_input * 2 ** (weight_bits - 1) <= INT16_MAX
+
+
+def _export_weighted(
+    layer: nn.Module, input_format: PowerOfTwoQuantizer, options: ExportOptions
+) -> nn.Module:
     if isinstance(layer, IntegerVoteTransform):
         return ExportVoteTransform(layer)
-    return ExportWeightLayer(layer, input_exponent, unsigned_weights)
+    bits = layer.weights.quantizer.bits
+    unsigned = options.unsigned_weights and not u8s8_is_exact(bits, input_format)
+    return ExportWeightLayer(layer, input_format.exponent, unsigned)
 
 
 @dataclass(frozen=True)
 class ExportOptions:
     """How the export forms encode what the ONNX standard leaves open."""
 
-    unsigned_weights: bool = True  # 5..8-bit weights as uint8 + zero point 128 (see _register_codes)
+    # 5..8-bit weights as uint8 + zero point 128 where u8 x s8 kernels could saturate (see _register_codes)
+    unsigned_weights: bool = True
 
 
 class ExportForm(nn.Module):
@@ -169,9 +192,7 @@ class ExportLayer(ExportForm):
         super().__init__(narrowing)
         self.relu = module.relu
         self.weighted = (
-            None
-            if module.weighted is None
-            else _export_weighted(module.weighted, input_format.exponent, options.unsigned_weights)
+            None if module.weighted is None else _export_weighted(module.weighted, input_format, options)
         )
         if module.weighted is None:
             self.register_buffer("bn_scale", module.bn_scale)
@@ -202,9 +223,7 @@ class ExportSquashLayer(ExportForm):
         self.layer = None
         if module.layer is not None:
             self.layer = copy.deepcopy(module.layer)
-            self.layer.conv = _export_weighted(
-                module.layer.conv, input_format.exponent, options.unsigned_weights
-            )
+            self.layer.conv = _export_weighted(module.layer.conv, input_format, options)
         self.pre_quantizer = module.pre_quantizer
         self.output_quantizer = module.output_quantizer
         self.dim = module.dim
@@ -235,9 +254,7 @@ class ExportRoutingLayer(ExportForm):
         self.layer = None
         if module.layer is not None:
             self.layer = copy.deepcopy(module.layer)
-            self.layer.votes = _export_weighted(
-                module.layer.votes, input_format.exponent, options.unsigned_weights
-            )
+            self.layer.votes = _export_weighted(module.layer.votes, input_format, options)
         self.votes_quantizer = module.votes_quantizer
         self.routing = module.routing
         self.output_quantizer = module.output_quantizer

@@ -177,9 +177,10 @@ def export_onnx(
     INT8 (INT16 above 8 bits); squash and dynamic routing become ``capsnet`` domain nodes. The batch
     dimension is dynamic. Run the file with :class:`capsnet_nncf_plugin.runtime.InferenceSession`.
 
-    ``unsigned_weights`` (default) stores 5..8-bit weights of convolutions as uint8 with zero point 128, so
-    onnxruntime's fused kernels are exact on every x86 CPU; ``False`` stores them as int8 (u8 x s8 kernels:
-    faster on CPUs with VNNI, but without VNNI they saturate large pairs of products).
+    ``unsigned_weights`` (default) stores the weights of a convolution as uint8 with zero point 128 where
+    onnxruntime's u8 x s8 kernels could saturate (8-bit weights on 8-bit inputs, on x86 CPUs without VNNI),
+    so the fused kernels are exact everywhere; narrower layers keep int8 weights and the faster u8 x s8
+    path. ``False`` stores every weight as int8.
     """
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} is too old: INT4 weights need opset >= {MIN_OPSET}; pass opset=21")

@@ -161,3 +161,26 @@ def test_bad_input_gives_clear_errors_and_writes_nothing(tmp_path, monkeypatch):
     with pytest.raises(ExportError, match=r"onnx\.checker"):
         export_onnx(quantized, images[:2], tmp_path / "checked.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("weight_bits", "input_bits", "signed", "exact"),
+    [(8, 8, False, False), (7, 8, False, True), (8, 7, False, True), (8, 7, True, False), (6, 8, True, True)],
+)
+def test_u8s8_is_exact_only_where_pairs_of_products_fit_16_bits(weight_bits, input_bits, signed, exact):
+    from capsnet_nncf_plugin.export.forms import u8s8_is_exact
+    from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
+
+    assert u8s8_is_exact(weight_bits, PowerOfTwoQuantizer(input_bits, signed, -4)) is exact
+
+
+def test_narrow_weights_keep_int8_and_stay_bit_exact_when_fused(tmp_path):
+    quantized, images = quantized_tiny(weight_bits=6)
+    exported = export_onnx(quantized, images[:2], tmp_path / "tiny.onnx")
+    model = onnx.load(exported.path)
+    weights = [t for t in model.graph.initializer if t.name.endswith(".codes")]
+    assert weights and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
+    optimized_path = tmp_path / "optimized.onnx"
+    actual = run_onnx(exported.path, images, "optimized", optimized_path)
+    np.testing.assert_array_equal(actual, quantized(images).numpy())
+    assert op_counts(onnx.load(optimized_path))["QLinearConv"] == 2
