@@ -11,7 +11,6 @@ from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
 from capsnet_nncf_plugin.allocation.layers import Layer
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
-from capsnet_nncf_plugin.fx.qconfig import LayerBits
 
 MIN_BITS, MAX_BITS = 2, 8
 
@@ -80,7 +79,3 @@ def descend_layer(
         if not context.holds(candidate):
             return allocation
         allocation = candidate
-
-
-def layer_bits(allocation: BitAllocation, name: str) -> LayerBits:
-    return allocation.layers[name]
