@@ -40,7 +40,7 @@ from capsnet_nncf_plugin.fx.weight_layers import (
     IntegerWeightLayer,
     bias_codes,
 )
-from capsnet_nncf_plugin.nn import ClassCapsules, ConvCaps3d
+from capsnet_nncf_plugin.nn import ConvCaps3d
 from capsnet_nncf_plugin.observers import squash_output_exponent
 from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
 
@@ -171,14 +171,41 @@ class ExportOptions:
 
 
 class ExportForm(nn.Module):
-    """Common part: the optional narrowing of the input to the module's own bit-width."""
+    """A quantized module in export form: a copy whose weighted sub-layer is swapped for its Q/DQ form.
 
-    def __init__(self, narrowing: PowerOfTwoQuantizer | None) -> None:
+    The float arithmetic around the weights (poses, votes, batch norm, ReLU) stays the quantized module's
+    own (``compute`` / ``pre_activation`` / ``votes``, which accept float values on the input grid); the
+    subclasses only write the quantization steps as exportable ops.
+    """
+
+    def __init__(
+        self,
+        module: QuantizedModule,
+        weighted_path: str | None,
+        input_format: PowerOfTwoQuantizer,
+        narrowing: PowerOfTwoQuantizer | None,
+        options: ExportOptions,
+    ) -> None:
         super().__init__()
         self.narrowing = narrowing
+        self.module = copy.deepcopy(module)
+        if weighted_path is not None and _has_submodule(self.module, weighted_path):
+            parent_path, _, child = weighted_path.rpartition(".")
+            parent = self.module.get_submodule(parent_path) if parent_path else self.module
+            setattr(parent, child, _export_weighted(getattr(parent, child), input_format, options))
+            if isinstance(getattr(self.module, "weights", None), nn.Module):
+                self.module.weights = None  # the integer codes now live in the export form only
 
     def narrow(self, values: torch.Tensor) -> torch.Tensor:
         return values if self.narrowing is None else fake_quantize(values, self.narrowing)
+
+
+def _has_submodule(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
 
 
 class ExportLayer(ExportForm):
@@ -189,26 +216,10 @@ class ExportLayer(ExportForm):
         narrowing: PowerOfTwoQuantizer | None,
         options: ExportOptions,
     ) -> None:
-        super().__init__(narrowing)
-        self.relu = module.relu
-        self.weighted = (
-            None if module.weighted is None else _export_weighted(module.weighted, input_format, options)
-        )
-        if module.weighted is None:
-            self.register_buffer("bn_scale", module.bn_scale)
-            self.register_buffer("bn_shift", module.bn_shift)
-        self.output_quantizer = module.output_quantizer
+        super().__init__(module, "weighted", input_format, narrowing, options)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
-        values = self.narrow(values)
-        if self.weighted is None:
-            shape = (1, -1) + (1,) * (values.dim() - 2)
-            result = values * self.bn_scale.view(shape) + self.bn_shift.view(shape)
-        else:
-            result = self.weighted(values)
-            if self.relu:
-                result = torch.relu(result)
-        return fake_quantize(result, self.output_quantizer)
+        return fake_quantize(self.module.compute(self.narrow(values)), self.module.output_quantizer)
 
 
 class ExportSquashLayer(ExportForm):
@@ -219,27 +230,22 @@ class ExportSquashLayer(ExportForm):
         narrowing: PowerOfTwoQuantizer | None,
         options: ExportOptions,
     ) -> None:
-        super().__init__(narrowing)
-        self.layer = None
-        if module.layer is not None:
-            self.layer = copy.deepcopy(module.layer)
-            self.layer.conv = _export_weighted(module.layer.conv, input_format, options)
-        self.pre_quantizer = module.pre_quantizer
-        self.output_quantizer = module.output_quantizer
-        self.dim = module.dim
+        super().__init__(module, "layer.conv", input_format, narrowing, options)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
-        values = self.narrow(values)
-        pre = values if self.layer is None else self.layer.poses(values)
-        if self.pre_quantizer.bits <= 8:
+        module = self.module
+        pre = module.pre_activation(self.narrow(values))
+        if module.pre_quantizer.bits <= 8:
             # uint8 with zero point 128 after the convolution (so DQ -> Conv -> Q fuses into QLinearConv with
             # uint8 in and out), re-centred to int16 codes for IntSquash.
-            codes = quantize_to(pre, self.pre_quantizer, torch.uint8, 128).to(torch.int16) - 128
+            codes = quantize_to(pre, module.pre_quantizer, torch.uint8, 128).to(torch.int16) - 128
         else:
-            codes = signed_codes(pre, self.pre_quantizer)
-        wide = torch.ops.capsnet.int_squash(codes, self.pre_quantizer.exponent, WIDE_SQUASH_BITS, self.dim)
+            codes = signed_codes(pre, module.pre_quantizer)
+        wide = torch.ops.capsnet.int_squash(
+            codes, module.pre_quantizer.exponent, WIDE_SQUASH_BITS, module.dim
+        )
         squashed = dequantize_codes(wide, squash_output_exponent(WIDE_SQUASH_BITS))
-        return fake_quantize(squashed, self.output_quantizer)
+        return fake_quantize(squashed, module.output_quantizer)
 
 
 class ExportRoutingLayer(ExportForm):
@@ -250,31 +256,21 @@ class ExportRoutingLayer(ExportForm):
         narrowing: PowerOfTwoQuantizer | None,
         options: ExportOptions,
     ) -> None:
-        super().__init__(narrowing)
-        self.layer = None
-        if module.layer is not None:
-            self.layer = copy.deepcopy(module.layer)
-            self.layer.votes = _export_weighted(module.layer.votes, input_format, options)
-        self.votes_quantizer = module.votes_quantizer
-        self.routing = module.routing
-        self.output_quantizer = module.output_quantizer
+        super().__init__(module, "layer.votes", input_format, narrowing, options)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
+        module = self.module
         values = self.narrow(values)
-        if self.layer is None:
-            votes = values
-        elif isinstance(self.layer, ClassCapsules):
-            votes = self.layer.votes(values)
-        else:
-            votes = self.layer.routed_votes(values)
-        codes = signed_codes(votes, self.votes_quantizer)
-        routed = torch.ops.capsnet.int_dynamic_routing(codes, *self.routing.as_op_arguments())
+        codes = signed_codes(module.votes(values), module.votes_quantizer)
+        routed = torch.ops.capsnet.int_dynamic_routing(codes, *module.routing.as_op_arguments())
         # Re-quantized (exactly: same grid) into the uint8 activation container, so onnxruntime's QDQ
         # propagation across the reshapes that follow sees the same encoding as everywhere else (an int8
         # DequantizeLinear there makes onnxruntime 1.32 build an invalid QuantizeLinear).
-        outputs = fake_quantize(dequantize_codes(routed, self.routing.output_exponent), self.output_quantizer)
-        if isinstance(self.layer, ConvCaps3d):
-            outputs = self.layer.unfold_positions(outputs, values)
+        outputs = fake_quantize(
+            dequantize_codes(routed, module.routing.output_exponent), module.output_quantizer
+        )
+        if isinstance(module.layer, ConvCaps3d):
+            outputs = module.layer.unfold_positions(outputs, values)
         return outputs
 
 
