@@ -43,6 +43,8 @@ def read_input(tensor: torch.Tensor, bits: int) -> tuple[torch.Tensor, PowerOfTw
 
 def narrow_input(tensor: torch.Tensor, bits: int) -> torch.Tensor:
     """The input in the module's own (possibly narrower) format, still a quantized tensor if it was one."""
+    if tensor.is_quantized and tensor.dtype == torch.quint8 and bits >= 8:
+        return tensor  # a uint8 container holds nothing wider than 8 bits: nothing to narrow
     values, quantizer = read_input(tensor, bits)
     return values if quantizer is None else quantizer.to_quantized_tensor(values)
 
