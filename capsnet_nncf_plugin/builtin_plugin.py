@@ -36,3 +36,10 @@ def capsnet_export_forms() -> dict[type, Any]:
     from capsnet_nncf_plugin.export.forms import BUILTIN_EXPORT_FORMS
 
     return dict(BUILTIN_EXPORT_FORMS)
+
+
+@hookimpl
+def capsnet_nncf_metatypes() -> dict[str, Any]:
+    from capsnet_nncf_plugin.nncf.metatypes import CAPSULE_METATYPES
+
+    return {metatype.__name__: metatype for metatype in CAPSULE_METATYPES}

@@ -36,6 +36,34 @@ def iterate_batches(
 
 
 @torch.no_grad()
+def predict(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    dataset: Dataset,
+    batch_size: int = 500,
+    limit: int | None = None,
+    progress: bool = False,
+    description: str = "eval",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-1 classes of ``model`` (images -> class scores) and the labels, over the first ``limit`` items."""
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    if count == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    predictions, all_labels = [], []
+    with tqdm(total=count, desc=description, unit="img", disable=not progress, leave=False) as bar:
+        for images, labels in iterate_batches(dataset, batch_size, count):
+            predictions.append(model(images).argmax(dim=1))
+            all_labels.append(labels)
+            bar.update(len(labels))
+    return torch.cat(predictions), torch.cat(all_labels)
+
+
+def accuracy_of(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy in percent."""
+    return 100.0 * int((predictions == labels).sum()) / len(labels)
+
+
 def evaluate_accuracy(
     model: Callable[[torch.Tensor], torch.Tensor],
     dataset: Dataset,
@@ -45,17 +73,7 @@ def evaluate_accuracy(
     description: str = "eval",
 ) -> float:
     """Top-1 accuracy in percent of ``model`` (images -> class scores) over the first ``limit`` items."""
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    if count == 0:
-        raise ValueError("cannot evaluate on an empty dataset")
-    correct = 0
-    with tqdm(total=count, desc=description, unit="img", disable=not progress, leave=False) as bar:
-        for images, labels in iterate_batches(dataset, batch_size, count):
-            correct += int((model(images).argmax(dim=1) == labels).sum())
-            bar.update(len(labels))
-    return 100.0 * correct / count
+    return accuracy_of(*predict(model, dataset, batch_size, limit, progress, description))
 
 
 @dataclass(frozen=True)

@@ -31,3 +31,8 @@ class CapsnetHooks:
     def capsnet_export_forms(self) -> dict[type, Any]:
         """ONNX export forms: ``quantized module class -> builder(module, input_format, narrowing,
         options)`` returning the module's export form (see capsnet_nncf_plugin/export/forms.py)."""
+
+    @hookspec
+    def capsnet_nncf_metatypes(self) -> dict[str, Any]:
+        """NNCF operator metatypes (``PTOperatorMetatype`` subclasses) for capsule functions, by name;
+        the NNCF adapter registers them in NNCF's registry before it quantizes."""

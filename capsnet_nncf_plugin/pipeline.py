@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from capsnet_nncf_plugin.allocation import memory_report
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.atomic_file import write_bytes_atomically, write_text_atomically
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
@@ -26,6 +27,7 @@ from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
 from capsnet_nncf_plugin.latency import median_latency_ms
 from capsnet_nncf_plugin.models import open_checkpoint
+from capsnet_nncf_plugin.plugins import get_observer
 from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,11 @@ class RunConfig:
     activation_bits: int = 8
     routing_bits: int = 8
     clip: str = "hardware"
+    flow: str = "fx"  # "fx" (torch.ao prepare_fx/convert_fx) or "nncf" (nncf.quantize + the plugin)
+    nncf_config: str | None = None  # a JSON/YAML NNCF configuration for --flow nncf
+    allocation: str | None = None  # a BitAllocation JSON (from `capsq quantize`); else uniform bits
+    weight_observer: str | None = None  # an observer name from `capsq plugins` (FX flow)
+    activation_observer: str | None = None
     calibration_images: int = 512
     test_limit: int | None = None
     out_dir: str = "reports/run"
@@ -87,15 +94,7 @@ def run(config: RunConfig, progress: bool = True) -> RunResult:
     calibration = [images for images, _ in iterate_batches(validation, 128, config.calibration_images)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantized = quantize_fx(
-            checkpoint.model,
-            calibration,
-            weight_bits=config.weight_bits,
-            activation_bits=config.activation_bits,
-            routing_bits=config.routing_bits,
-            clip=config.clip,
-            progress=progress,
-        )
+        quantized = quantize_model(config, checkpoint.model, calibration, progress)
         seconds["quantization"] = time.perf_counter() - started
 
         out_dir = Path(config.out_dir)
@@ -145,6 +144,52 @@ def run(config: RunConfig, progress: bool = True) -> RunResult:
     return result
 
 
+def quantize_model(
+    config: RunConfig, model: torch.nn.Module, calibration: list[torch.Tensor], progress: bool
+) -> torch.fx.GraphModule:
+    """The integer model through the flow ``config.flow`` names, with the same bits either way."""
+    allocation = None if config.allocation is None else BitAllocation.load(config.allocation)
+    if config.flow == "fx":
+        observers = {
+            "weight_observer": None
+            if config.weight_observer is None
+            else get_observer(config.weight_observer),
+            "activation_observer": (
+                None if config.activation_observer is None else get_observer(config.activation_observer)
+            ),
+        }
+        return quantize_fx(
+            model,
+            calibration,
+            weight_bits=config.weight_bits,
+            activation_bits=config.activation_bits,
+            routing_bits=config.routing_bits,
+            clip=config.clip,
+            allocation=allocation,
+            progress=progress,
+            **observers,
+        )
+    if config.flow != "nncf":
+        raise ValueError(f"flow must be 'fx' or 'nncf', got {config.flow!r}")
+    if config.weight_observer or config.activation_observer:
+        raise ValueError("--flow nncf takes its ranges from NNCF; observer choices apply to --flow fx only")
+    from capsnet_nncf_plugin.nncf import quantize
+    from capsnet_nncf_plugin.nncf.config import read_config_file
+
+    nncf_config = {} if config.nncf_config is None else read_config_file(config.nncf_config)
+    if "compression" not in nncf_config:  # the command line fills what the user's capsnet section leaves out
+        section = {
+            "weight_bits": config.weight_bits,
+            "activation_bits": config.activation_bits,
+            "routing_bits": config.routing_bits,
+            "clip": config.clip,
+            **({} if config.allocation is None else {"allocation": config.allocation}),
+        }
+        nncf_config = {**nncf_config, "capsnet": {**section, **nncf_config.get("capsnet", {})}}
+        nncf_config.setdefault("subset_size", len(calibration))
+    return quantize(model, calibration, nncf_config, progress=progress)
+
+
 def _export_float_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> int:
     """The float model as ONNX (the size and latency baseline); returns its size in bytes."""
     program = torch.onnx.export(
@@ -166,8 +211,11 @@ def summary_table(result: RunResult) -> str:
     rows = [
         ("model", result.config.model),
         ("dataset / test images", f"{result.dataset} / {result.test_images}"),
+        ("flow", "NNCF (nncf.quantize + plugin)" if result.config.flow == "nncf" else "torch.ao FX"),
         (
-            "bits (weights / activations / routing)",
+            "bits (weights / activations / routing)"
+            if result.config.allocation is None
+            else f"bits: allocation {result.config.allocation}; else (w / a / r)",
             f"{result.config.weight_bits} / {result.config.activation_bits} / {result.config.routing_bits}"
             f" (clip={result.config.clip})",
         ),

@@ -46,6 +46,7 @@ def allocate(
     validation_limit: int | None = None,
     analysis: ErrorAnalysis | None = None,
     progress: bool = False,
+    criterion: str = "losses",
 ) -> BitAllocation:
     """Per-layer bits for ``model`` that lose at most ``tolerance`` percentage points of validation accuracy.
 
@@ -53,6 +54,7 @@ def allocate(
     ``validation_data``: a labelled dataset the search measures accuracy on (its first ``validation_limit``
     images). ``method`` is a name from ``available_methods()``; ``weight_memory_budget`` (bits) is used by
     methods that fulfil a budget (Q-CapsNets). Pass a previous ``analysis`` to skip the error analysis.
+    ``criterion``: what "within tolerance" means, ``"losses"`` or ``"accuracy"`` (see evaluator.py).
     ``info`` of the result records the search: accuracies, evaluations, seconds, memory reductions.
     """
     if tolerance < 0:
@@ -66,7 +68,9 @@ def allocate(
     if analysis is None:
         analysis_batches = _batches(torch.cat(calibration)[:ANALYSIS_IMAGES].split(128))
         analysis = analyze_errors(model, analysis_batches, clip=clip, progress=progress)
-    evaluator = AccuracyEvaluator(model, calibration, validation_data, clip=clip, limit=validation_limit)
+    evaluator = AccuracyEvaluator(
+        model, calibration, validation_data, clip=clip, limit=validation_limit, criterion=criterion
+    )
     context = SearchContext(
         layers=quantizable_layers(model),
         analysis=analysis,
@@ -76,7 +80,8 @@ def allocate(
         progress=progress,
     )
     allocation = search(context)
-    accuracy = evaluator.accuracy(allocation)
+    measured = evaluator.measure(allocation)
+    accuracy = measured.accuracy
     memory = memory_report(quantization_points(evaluator.quantize(allocation)), model)
     allocation.info.update(
         {
@@ -86,7 +91,9 @@ def allocate(
             "validation_images": evaluator.limit or len(validation_data),
             "fp32_validation_accuracy": evaluator.fp32_accuracy,
             "validation_accuracy": accuracy,
-            "meets_tolerance": accuracy >= evaluator.fp32_accuracy - tolerance - 1e-9,
+            "validation_lost": measured.lost,
+            "criterion": criterion,
+            "meets_tolerance": evaluator.holds(allocation, tolerance),
             "evaluations": evaluator.evaluations,
             "analysis_seconds": analysis.seconds,
             "search_seconds": time.perf_counter() - started,

@@ -13,6 +13,7 @@ import torch
 
 from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_methods
 from capsnet_nncf_plugin.allocation.allocate import ANALYSIS_IMAGES
+from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
 from capsnet_nncf_plugin.allocation.report import (
     plot_accuracy_vs_memory,
@@ -46,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", default=DEFAULT_METHOD, help=f"one of {', '.join(available_methods())}")
     parser.add_argument("--tolerance", type=float, default=0.1, help="accepted accuracy loss, pp")
     parser.add_argument("--clip", default="hardware", choices=CLIP_MODES, help="activation clipping mode")
+    parser.add_argument(
+        "--criterion",
+        default="losses",
+        choices=CRITERIA,
+        help="'losses': also at most TOLERANCE %% of FP32-correct images lost (no credit for lucky gains); "
+        "'accuracy': the accuracy difference alone",
+    )
     parser.add_argument("--weight-memory-budget", type=float, default=None, help="MB, for budgeted methods")
     parser.add_argument("--calibration", type=int, default=512, help="validation images for calibration")
     parser.add_argument(
@@ -111,6 +119,7 @@ def main(args: argparse.Namespace) -> int:
             validation_limit=args.validation_limit,
             analysis=analysis,
             progress=progress,
+            criterion=args.criterion,
         )
         logger.info("%s: %.0f s", method, time.perf_counter() - started)
     allocation = results[args.method]

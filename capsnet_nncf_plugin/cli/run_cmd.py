@@ -26,6 +26,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--routing-bits", type=int, default=defaults.routing_bits)
     parser.add_argument("--clip", default=defaults.clip, choices=CLIP_MODES, help="activation clipping mode")
     parser.add_argument(
+        "--flow", default=defaults.flow, choices=("fx", "nncf"), help="torch.ao FX or NNCF quantization"
+    )
+    parser.add_argument(
+        "--nncf-config", default=None, help="JSON/YAML nncf.quantize configuration for --flow nncf"
+    )
+    parser.add_argument(
+        "--allocation", default=None, help="BitAllocation JSON from `capsq quantize` (else uniform bits)"
+    )
+    parser.add_argument(
+        "--weight-observer", default=None, help="weight observer by name (see `capsq plugins`; FX flow)"
+    )
+    parser.add_argument(
+        "--activation-observer", default=None, help="activation observer by name (see `capsq plugins`)"
+    )
+    parser.add_argument(
         "--calibration",
         type=int,
         default=defaults.calibration_images,
@@ -46,6 +61,11 @@ def main(args: argparse.Namespace) -> int:
         activation_bits=args.activation_bits,
         routing_bits=args.routing_bits,
         clip=args.clip,
+        flow=args.flow,
+        nncf_config=args.nncf_config,
+        allocation=args.allocation,
+        weight_observer=args.weight_observer,
+        activation_observer=args.activation_observer,
         calibration_images=args.calibration,
         test_limit=args.limit,
         out_dir=args.out,

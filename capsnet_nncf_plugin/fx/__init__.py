@@ -13,6 +13,7 @@ from capsnet_nncf_plugin.fx.custom_configs import (
     get_capsnet_prepare_custom_config,
 )
 from capsnet_nncf_plugin.fx.custom_modules import QuantizationPoint
+from capsnet_nncf_plugin.fx.input_formats import MODEL_INPUT_BITS, separate_input_formats
 from capsnet_nncf_plugin.fx.points import quantization_points
 from capsnet_nncf_plugin.fx.qconfig import (
     LayerBits,
@@ -23,6 +24,7 @@ from capsnet_nncf_plugin.fx.workflow import quantize_fx
 from capsnet_nncf_plugin.patterns import get_capsnet_backend_config
 
 __all__ = [
+    "MODEL_INPUT_BITS",
     "LayerBits",
     "QuantizationPoint",
     "RoutingBits",
@@ -32,4 +34,5 @@ __all__ = [
     "get_capsnet_qconfig_mapping",
     "quantization_points",
     "quantize_fx",
+    "separate_input_formats",
 ]

@@ -84,6 +84,8 @@ class ObservedModule(nn.Module):
         self.layer = layer
         self.qconfig = layer.qconfig
         self.elements: dict[str, int] = {}
+        # The width of the format this layer reads; None: its own activation bits (see input_formats.py).
+        self.input_bits: int | None = None
 
     @classmethod
     def from_float(cls, layer: nn.Module) -> ObservedModule:
@@ -113,7 +115,7 @@ class QuantizedModule(nn.Module):
 
     def __init__(self, observed: ObservedModule) -> None:
         super().__init__()
-        self.input_bits = observed.activation_bits()
+        self.input_bits = observed.input_bits or observed.activation_bits()
         self.elements = dict(observed.elements)
 
     @classmethod

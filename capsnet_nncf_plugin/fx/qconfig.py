@@ -70,14 +70,29 @@ class LayerBits:
     routing: RoutingBits = field(default_factory=RoutingBits)
 
 
-def make_qconfig(bits: LayerBits, clip: str = "hardware", weight_clip: str = "mse") -> QConfig:
-    """The QConfig of one layer: per-channel PoT weights, sign-following PoT activations."""
+def make_qconfig(
+    bits: LayerBits,
+    clip: str = "hardware",
+    weight_clip: str = "mse",
+    weight_observer: type | None = None,
+    activation_observer: type | None = None,
+) -> QConfig:
+    """The QConfig of one layer: per-channel PoT weights, sign-following PoT activations.
+
+    ``weight_observer``/``activation_observer`` replace the observer classes (e.g. a plugin's, looked up
+    with ``plugins.get_observer``): weights get ``bits, clip, signed=True, ch_axis=0``, activations ``bits,
+    clip, routing`` (subclass ``PowerOfTwoActivationObserver`` for the latter).
+    """
     if clip not in CLIP_MODES:
         raise ValueError(f"clip must be one of {', '.join(CLIP_MODES)}, got {clip!r}")
     check_bits(bits.weight, "weight_bits")
     check_bits(bits.activation, "activation_bits")
-    weight = PowerOfTwoPerChannelObserver.with_args(bits=bits.weight, clip=weight_clip, reservoir_size=None)
-    activation = PowerOfTwoActivationObserver.with_args(bits=bits.activation, clip=clip, routing=bits.routing)
+    weight = (weight_observer or PowerOfTwoPerChannelObserver).with_args(
+        bits=bits.weight, clip=weight_clip, reservoir_size=None, signed=True, ch_axis=0
+    )
+    activation = (activation_observer or PowerOfTwoActivationObserver).with_args(
+        bits=bits.activation, clip=clip, routing=bits.routing
+    )
     return QConfig(activation, weight)
 
 
@@ -95,22 +110,25 @@ def get_capsnet_qconfig_mapping(
     clip: str = "hardware",
     allocation: Any = None,
     weight_clip: str = "mse",
+    weight_observer: type | None = None,
+    activation_observer: type | None = None,
 ) -> QConfigMapping:
     """A ``QConfigMapping`` with power-of-two qconfigs for every quantizable capsule-network module.
 
     ``allocation`` (a ``BitAllocation`` or a mapping ``module name -> LayerBits``/dict) overrides the uniform
     bits per module name. Every other op stays float: it sits between quantized modules, which carry the
-    quantization points.
+    quantization points. ``weight_observer``/``activation_observer``: observer classes (see ``make_qconfig``).
     """
     routing = routing_bits if isinstance(routing_bits, RoutingBits) else RoutingBits.from_dict(routing_bits)
-    default = make_qconfig(LayerBits(weight_bits, activation_bits, routing), clip, weight_clip)
+    observers = {"weight_observer": weight_observer, "activation_observer": activation_observer}
+    default = make_qconfig(LayerBits(weight_bits, activation_bits, routing), clip, weight_clip, **observers)
     mapping = QConfigMapping().set_global(None)
     # ReLU shares the convolution's qconfig object: torch.ao fuses Conv2d + ReLU into ConvReLU2d only then,
     # and the fused layer quantizes its output once, unsigned, after the ReLU.
     for module_type in (*quantized_module_types(), torch.nn.ReLU):
         mapping.set_object_type(module_type, default)
     for name, layer in _layer_bits_by_name(allocation).items():
-        mapping.set_module_name(name, make_qconfig(layer, clip, weight_clip))
+        mapping.set_module_name(name, make_qconfig(layer, clip, weight_clip, **observers))
     return mapping
 
 

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterable
 
 import torch
+from torch.ao.quantization import QConfigMapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 from tqdm.auto import tqdm
 
@@ -14,8 +15,53 @@ from capsnet_nncf_plugin.fx.custom_configs import (
     get_capsnet_convert_custom_config,
     get_capsnet_prepare_custom_config,
 )
+from capsnet_nncf_plugin.fx.input_formats import MODEL_INPUT_BITS, separate_input_formats
 from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
 from capsnet_nncf_plugin.patterns import get_capsnet_backend_config
+
+
+def prepare_capsnet_fx(
+    model: torch.nn.Module,
+    qconfig_mapping: QConfigMapping,
+    example_input: torch.Tensor,
+    input_bits: int = MODEL_INPUT_BITS,
+) -> torch.fx.GraphModule:
+    """``prepare_fx`` on a float copy of ``model`` with the plugin's configs; ``separate_input_formats``."""
+    float_model = copy.deepcopy(model).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            prepared = prepare_fx(
+                float_model,
+                qconfig_mapping,
+                (example_input,),
+                prepare_custom_config=get_capsnet_prepare_custom_config(),
+                backend_config=get_capsnet_backend_config(),
+            )
+        except torch.fx.proxy.TraceError as error:
+            raise ValueError(
+                f"the model cannot be traced by torch.fx ({error}); make data-dependent control flow a "
+                "module (see docs/fx.md, 'Your own CapsNet')"
+            ) from error
+    return separate_input_formats(prepared, input_bits)
+
+
+def calibrate(prepared: torch.nn.Module, batches: Iterable[torch.Tensor], progress: bool = False) -> None:
+    """Run ``batches`` through a prepared model so that its observers see them."""
+    with torch.no_grad():
+        for batch in tqdm(list(batches), desc="calibrate", disable=not progress, leave=False):
+            prepared(batch)
+
+
+def convert_capsnet_fx(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """``convert_fx`` with the plugin's configs: the integer model."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return convert_fx(
+            prepared,
+            convert_custom_config=get_capsnet_convert_custom_config(),
+            backend_config=get_capsnet_backend_config(),
+        )
 
 
 def quantize_fx(
@@ -27,39 +73,30 @@ def quantize_fx(
     clip: str = "hardware",
     allocation: object = None,
     progress: bool = False,
+    weight_observer: type | None = None,
+    activation_observer: type | None = None,
+    input_bits: int = MODEL_INPUT_BITS,
 ) -> torch.fx.GraphModule:
     """Post-training quantization of ``model`` (left untouched) with power-of-two scales.
 
     The same steps a user runs with torch.ao's own functions (see docs/fx.md): ``prepare_fx`` with the
     capsule-aware qconfig mapping, custom-module config and BackendConfig, calibration on
-    ``calibration_batches`` (images), then ``convert_fx``.
+    ``calibration_batches`` (images), then ``convert_fx``. The model input gets its own ``input_bits``
+    format and each layer reads its producer's (``separate_input_formats``), so a layer's activation bits
+    set its output.
     """
     batches = list(calibration_batches)
     if not batches:
         raise ValueError("quantize_fx needs at least one calibration batch")
     qconfig_mapping = get_capsnet_qconfig_mapping(
-        weight_bits, activation_bits, routing_bits, clip, allocation
+        weight_bits,
+        activation_bits,
+        routing_bits,
+        clip,
+        allocation,
+        weight_observer=weight_observer,
+        activation_observer=activation_observer,
     )
-    backend_config = get_capsnet_backend_config()
-    float_model = copy.deepcopy(model).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            prepared = prepare_fx(
-                float_model,
-                qconfig_mapping,
-                (batches[0],),
-                prepare_custom_config=get_capsnet_prepare_custom_config(),
-                backend_config=backend_config,
-            )
-        except torch.fx.proxy.TraceError as error:
-            raise ValueError(
-                f"the model cannot be traced by torch.fx ({error}); make data-dependent control flow a "
-                "module (see docs/fx.md, 'Your own CapsNet')"
-            ) from error
-        with torch.no_grad():
-            for batch in tqdm(batches, desc="calibrate", disable=not progress, leave=False):
-                prepared(batch)
-        return convert_fx(
-            prepared, convert_custom_config=get_capsnet_convert_custom_config(), backend_config=backend_config
-        )
+    prepared = prepare_capsnet_fx(model, qconfig_mapping, batches[0], input_bits)
+    calibrate(prepared, batches, progress)
+    return convert_capsnet_fx(prepared)

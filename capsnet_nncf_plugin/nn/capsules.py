@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from capsnet_nncf_plugin.nn.functional import vote_transform
 from capsnet_nncf_plugin.nn.routing import DynamicRouting
 from capsnet_nncf_plugin.nn.squash import Squash
 
@@ -62,10 +63,7 @@ class VoteTransform(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_capsules, out_dim)) if bias else None
 
     def forward(self, capsules: torch.Tensor) -> torch.Tensor:
-        votes = torch.einsum("ijdk,nik->nijd", self.weight, capsules)
-        if self.bias is not None:
-            votes = votes + self.bias
-        return votes
+        return vote_transform(capsules, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (

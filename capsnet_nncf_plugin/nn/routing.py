@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-from capsnet_nncf_plugin.nn.squash import Squash
-
-#: ``observe(tensor_name, iteration, tensor)``: a callback that sees the routing tensors b, c, s and v.
-RoutingObserver = Callable[[str, int, torch.Tensor], None]
+from capsnet_nncf_plugin.nn.functional import RoutingObserver, dynamic_routing
 
 
 class DynamicRouting(nn.Module):
@@ -26,7 +21,6 @@ class DynamicRouting(nn.Module):
         if iterations < 1:
             raise ValueError(f"DynamicRouting needs iterations >= 1, got {iterations}")
         self.iterations = iterations
-        self.squash = Squash(dim=-1)
 
     def forward(self, votes: torch.Tensor) -> torch.Tensor:
         return self.route(votes)
@@ -36,21 +30,7 @@ class DynamicRouting(nn.Module):
 
         Calibration of quantized routing passes ``observe``; ``forward`` does not, so tracing is unaffected.
         """
-        logits = votes.new_zeros(votes.shape[:3])
-        outputs = votes
-        for iteration in range(self.iterations):
-            if observe is not None and iteration > 0:
-                observe("b", iteration, logits)
-            coupling = torch.softmax(logits, dim=2)
-            pre_activation = (coupling.unsqueeze(-1) * votes).sum(dim=1)
-            outputs = self.squash(pre_activation)
-            if observe is not None:
-                observe("c", iteration, coupling)
-                observe("s", iteration, pre_activation)
-                observe("v", iteration, outputs)
-            if iteration < self.iterations - 1:
-                logits = logits + (votes * outputs.unsqueeze(1)).sum(dim=-1)
-        return outputs
+        return dynamic_routing(votes, self.iterations, observe)
 
     def extra_repr(self) -> str:
         return f"iterations={self.iterations}"

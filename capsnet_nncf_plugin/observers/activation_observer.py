@@ -58,6 +58,10 @@ class PowerOfTwoActivationObserver(PowerOfTwoObserver):
         super().__init__(bits=bits, signed=False, clip=clip, dtype=container_dtype(bits), **kwargs)
         self.routing = routing
 
+    def set_bits(self, bits: int) -> None:
+        super().set_bits(bits)
+        self.dtype = container_dtype(bits)
+
     def _exponents(self) -> torch.Tensor:
         if int(self.batches_seen) > 0:
             signed = bool(self.min_val.min() < 0)

@@ -212,6 +212,30 @@ class PowerOfTwoObserver(ObserverBase):
         exponents = self._exponents()
         return exponents.clone() if self.per_channel else int(exponents[0])
 
+    def set_bits(self, bits: int) -> None:
+        """Change the width before calibration (an adapter that learns a tensor's role after prepare)."""
+        if int(self.batches_seen) > 0:
+            raise CalibrationError(f"{_describe(self.name)} has seen data; set its bits before calibration")
+        self.quant_min, self.quant_max = quant_range(bits, self.signed)
+        self.dtype = check_dtype_holds_format(torch_ao_dtype(bits, self.signed), bits, self.signed)
+        self.bits = bits
+
+    def adopt_range(self, min_val: float, max_val: float) -> None:
+        """Replace the statistics by a range calibrated elsewhere (NNCF's) and choose the ``minmax`` exponent.
+
+        The other adapter already decided how much to clip; rounding its range up to a power of two is then
+        the only step left, the same rule its own power-of-two quantizer applies.
+        """
+        if self.per_channel:
+            raise ValueError(f"{_describe(self.name)} is per-channel; adopt_range sets one per-tensor range")
+        if not min_val <= max_val:
+            raise ValueError(f"adopt_range needs min_val <= max_val, got {min_val} > {max_val}")
+        self.min_val = torch.tensor([float(min_val)], device=self.min_val.device)
+        self.max_val = torch.tensor([float(max_val)], device=self.min_val.device)
+        self.batches_seen = torch.clamp(self.batches_seen, min=1)
+        self.clip = "minmax"
+        self._cached_exponents = None
+
     def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         """``(scale, zero_point)``: float32 ``2**exponent`` and int64 zeros, shape [1] or [channels]."""
         exponents = self._exponents()

@@ -1,27 +1,18 @@
 """``capsq run`` end to end on real MNIST; an untrained ShallowCaps, as the job is under test."""
 
 import json
-import os
 
 import pytest
-import torch
 
 from capsnet_nncf_plugin.cli import main
-from capsnet_nncf_plugin.data import is_fetched, load_dataset
+from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
-from capsnet_nncf_plugin.models import create, load_checkpoint, save_checkpoint
+from capsnet_nncf_plugin.models import load_checkpoint
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    if not is_fetched("mnist"):
-        if os.environ.get("CI"):
-            pytest.fail("MNIST is missing in CI; `make setup` fetches it")
-        pytest.skip("needs MNIST: run `capsq data fetch mnist`")
-    torch.manual_seed(0)
-    return save_checkpoint(
-        tmp_path_factory.mktemp("run") / "model.pt", create("shallowcaps"), {"dataset": "mnist"}
-    )
+@pytest.fixture
+def checkpoint(untrained_mnist_checkpoint):
+    return untrained_mnist_checkpoint
 
 
 def test_run_prints_the_summary_and_writes_the_report(checkpoint, tmp_path, capsys):
@@ -61,6 +52,22 @@ def test_run_prints_the_summary_and_writes_the_report(checkpoint, tmp_path, caps
     assert onnx["agreement"]["identical_outputs"] == 100.0 and onnx["agreement"]["images"] == 200
     assert onnx["size_reduction"] > 3.5 and (out / "model.onnx").stat().st_size == onnx["bytes"]
     assert set(summary["latency_ms_per_image"]) == {"fp32_torch", "fp32_onnxruntime", "integer_onnxruntime"}
+
+
+def test_run_through_nncf_with_the_users_config(checkpoint, tmp_path, capsys):
+    config = tmp_path / "nncf.yaml"
+    config.write_text("preset: performance\nsubset_size: 1\ncapsnet:\n  activation_bits: 7\n")
+    out = tmp_path / "nncf-report"
+    arguments = ["run", "--model", str(checkpoint), "--limit", "100", "--calibration", "64"]
+    arguments += ["--flow", "nncf", "--nncf-config", str(config), "--out", str(out), "--no-progress"]
+    assert main(arguments) == 0
+    assert "NNCF (nncf.quantize + plugin)" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    # Every activation point at the configured 7 bits except the 28x28 model input, which keeps its 8.
+    elements = summary["memory"]["activation_bits_fp32"] // 32
+    assert summary["memory"]["activation_bits"] == 7 * (elements - 28 * 28) + 8 * 28 * 28
+    assert summary["onnx"]["agreement"]["identical_outputs"] == 100.0
+    assert summary["onnx"]["accuracy"] == summary["quantized_accuracy"]
 
 
 def test_run_without_a_zoo_model_names_the_fix(tmp_path, capsys):

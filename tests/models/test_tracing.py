@@ -41,13 +41,3 @@ def test_models_export(name):
     images = torch.randint(0, 256, (2, 1, 28, 28)).float()
     exported = torch.export.export(model, (images,))
     torch.testing.assert_close(exported.module()(images), model(images))
-
-
-@pytest.mark.parametrize("name", ["shallowcaps", "deepcaps"])
-def test_nncf_quantize_runs(name):
-    nncf = pytest.importorskip("nncf")
-    model = create(name).eval()
-    images = torch.randint(0, 256, (4, 1, 28, 28)).float()
-    quantized = nncf.quantize(model, nncf.Dataset([images[:2], images[2:]]), subset_size=2)
-    scores = quantized(images)
-    assert scores.shape == (4, 10) and torch.isfinite(scores).all()

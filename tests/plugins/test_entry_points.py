@@ -1,6 +1,7 @@
 """Third-party plugins through entry points: a dist-info on sys.path adds an observer and an allocation
 method; a broken plugin is reported without breaking the others."""
 
+import json
 import sys
 import warnings
 
@@ -11,6 +12,7 @@ from tiny_capsnet import tiny_capsnet, tiny_images
 from capsnet_nncf_plugin.allocation import allocate, available_methods
 from capsnet_nncf_plugin.cli import main
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
+from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
 from capsnet_nncf_plugin.plugins import get_observer, plugin_report, reset_plugin_manager
 
 PLUGIN_MODULE = '''
@@ -82,6 +84,32 @@ def test_a_third_party_method_and_observer_are_used_from_the_api(third_party):
         warnings.simplefilter("ignore")
         allocation = allocate(model, [images[:16]], validation, method="weights-four-bits", tolerance=100)
     assert {bits.weight for bits in allocation.layers.values()} == {4}
+
+
+def test_a_third_party_observer_quantizes_weights_in_the_fx_flow(third_party):
+    images = tiny_images(32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = quantize_fx(tiny_capsnet(), [images], weight_observer=get_observer("six-bit"))
+    assert {p.bits for p in quantization_points(quantized) if p.kind == "weight"} == {6}
+    assert {p.bits for p in quantization_points(quantized) if p.kind == "activation"} == {8}
+
+
+def test_the_cli_uses_a_third_party_method_and_observer(third_party, untrained_mnist_checkpoint, tmp_path):
+    small = ["--calibration", "32", "--limit", "50", "--no-progress"]
+    out = tmp_path / "quantize"
+    arguments = ["quantize", "--model", str(untrained_mnist_checkpoint), "--method", "weights-four-bits"]
+    arguments += ["--analysis-images", "8", "--analysis-bits", "4", "8", "--validation-limit", "50"]
+    assert main([*arguments, *small, "--out", str(out)]) == 0
+    allocation = json.loads((out / "allocation.json").read_text())
+    assert allocation["method"] == "weights-four-bits"
+    assert {layer["weight"] for layer in allocation["layers"].values()} == {4}
+    run_out = tmp_path / "run"
+    arguments = ["run", "--model", str(untrained_mnist_checkpoint), "--weight-observer", "six-bit"]
+    assert main([*arguments, *small, "--out", str(run_out)]) == 0
+    summary = json.loads((run_out / "summary.json").read_text())
+    # 6-bit weights, FP32 biases: just under 32/6.
+    assert 5.2 < summary["memory"]["weight_reduction"] < 32 / 6
 
 
 def test_capsq_plugins_lists_them_and_reports_the_broken_one(third_party, capsys):

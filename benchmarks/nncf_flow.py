@@ -1,0 +1,99 @@
+"""The NNCF flow against the FX flow on zoo models: accuracy in torch and onnxruntime, memory, time.
+
+    python benchmarks/nncf_flow.py                                   # every zoo model, full test set
+    python benchmarks/nncf_flow.py --model zoo:shallowcaps-mnist --allocation runs/q/allocation.json
+    python benchmarks/nncf_flow.py --model runs/x/best.pt --limit 2000
+
+Rows per model: FP32; the FX flow and the NNCF flow at uniform 8 bits, and with ``--allocation`` both with
+that allocation. The NNCF flow gets an 8-bit ``nncf.quantize`` configuration (preset performance, CPU,
+subset of the same calibration batches). Each integer model is exported to QDQ ONNX and evaluated in
+onnxruntime with the custom-op library on the same images; "identical" is the share of images whose
+scores are bit-identical to torch's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from capsnet_nncf_plugin.allocation import memory_report
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.data import load_dataset
+from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
+from capsnet_nncf_plugin.export import export_onnx
+from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
+from capsnet_nncf_plugin.models import available_pretrained, open_checkpoint
+from capsnet_nncf_plugin.nncf import quantize
+from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
+
+NNCF_CONFIG = {"preset": "performance", "target_device": "CPU"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", action="append", help="zoo:NAME or a checkpoint (repeatable)")
+    parser.add_argument("--dataset", default=None, help="dataset of a checkpoint without metadata")
+    parser.add_argument("--allocation", default=None, help="a BitAllocation JSON to compare as well")
+    parser.add_argument("--clip", default="minmax", help="clipping of points NNCF does not calibrate")
+    parser.add_argument("--limit", type=int, default=None, help="test images (default: all)")
+    parser.add_argument("--calibration", type=int, default=512, help="validation images for calibration")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    references = args.model or [f"zoo:{name}" for name in available_pretrained()]
+    if not references:
+        raise SystemExit("the zoo is empty; pass --model CHECKPOINT")
+    allocation = None if args.allocation is None else BitAllocation.load(args.allocation)
+    for reference in references:
+        checkpoint = open_checkpoint(reference)
+        checkpoint.model.without_decoder()
+        dataset = args.dataset or checkpoint.metadata["dataset"]
+        test = load_dataset(dataset, "test")
+        calibration = [
+            images for images, _ in iterate_batches(load_dataset(dataset, "val"), 128, args.calibration)
+        ]
+        fp32 = evaluate_accuracy(checkpoint.model, test, limit=args.limit, progress=True, description="fp32")
+        print(f"\n{reference} on {dataset} test ({args.limit or len(test)} images)")
+        header = f"{'flow':<30}{'torch %':>9}{'delta pp':>10}{'ORT %':>8}{'identical %':>13}"
+        print(f"{header}{'weights x':>11}{'acts x':>8}{'seconds':>9}")
+        print(f"{'FP32':<30}{fp32:>9.2f}")
+        variants = [("uniform 8-bit", None)] + ([("allocation", allocation)] if allocation else [])
+        for label, bits in variants:
+            for flow in ("fx", "nncf"):
+                started = time.perf_counter()
+                if flow == "fx":
+                    model = quantize_fx(checkpoint.model, calibration, clip=args.clip, allocation=bits)
+                else:
+                    section = {"clip": args.clip}
+                    if bits is not None:
+                        section["allocation"] = str(bits.save(Path(tempfile.mkdtemp()) / "allocation.json"))
+                    config = {**NNCF_CONFIG, "subset_size": len(calibration), "capsnet": section}
+                    model = quantize(checkpoint.model, calibration, config)
+                seconds = time.perf_counter() - started
+                with tempfile.TemporaryDirectory() as folder:
+                    exported = export_onnx(model, calibration[0][:2], Path(folder) / "model.onnx")
+                    onnx_model = OnnxClassifier(InferenceSession(str(exported.path)))
+                    agreement = compare_classifiers(
+                        model,
+                        onnx_model,
+                        test,
+                        limit=args.limit,
+                        progress=True,
+                        description=f"{flow} {label}",
+                    )
+                memory = memory_report(quantization_points(model), checkpoint.model)
+                print(
+                    f"{flow + ' ' + label:<30}{agreement.reference_accuracy:>9.2f}"
+                    f"{agreement.reference_accuracy - fp32:>10.2f}{agreement.candidate_accuracy:>8.2f}"
+                    f"{agreement.identical_outputs:>13.2f}{memory.weight_reduction:>11.2f}"
+                    f"{memory.activation_reduction:>8.2f}{seconds:>9.1f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

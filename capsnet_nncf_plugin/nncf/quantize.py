@@ -1,0 +1,320 @@
+"""``quantize``: post-training quantization of a CapsNet through NNCF, to the plugin's integer model.
+
+NNCF decides and calibrates (its preset, target device, subset size, range estimators, bias correction and
+ignored scope, as the user's configuration says); the plugin supplies what NNCF lacks: capsule metatypes,
+power-of-two scales, per-layer bits from a ``BitAllocation`` and the integer squash and routing. The
+result is the same integer model the FX flow builds (same modules, same ``quantization_points``, same
+``export_onnx``), its ranges taken from NNCF:
+
+1. ``nncf.quantize`` on a copy of the model, with the capsule metatypes registered and every symmetric
+   quantizer a :class:`PowerOfTwoSymmetricQuantizer`;
+2. NNCF's parameters (bias-corrected) go back into a float copy, which ``prepare_fx`` prepares with the
+   allocation's bits and the plugin's observers calibrate on the same samples;
+3. each NNCF activation quantizer is paired with the observer that saw the same tensor (equal values on a
+   probe batch), which adopts NNCF's range; NNCF's quantizers take the allocation's bits in turn;
+4. ``convert_fx`` gives the integer model. Points NNCF does not quantize (the routing tensors b and s
+   inside the integer routing op) keep the plugin's calibration with the ``capsnet.clip`` rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import nncf
+import torch
+from nncf.torch.function_hook import get_hook_storage
+from nncf.torch.quantization.layers import BaseQuantizer
+
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.fx.points import quantization_points
+from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
+from capsnet_nncf_plugin.fx.workflow import calibrate, convert_capsnet_fx, prepare_capsnet_fx
+from capsnet_nncf_plugin.nncf.config import CapsnetSection, ConfigError, load_config
+from capsnet_nncf_plugin.nncf.metatypes import register_capsule_metatypes
+from capsnet_nncf_plugin.nncf.quantizer import PowerOfTwoSymmetricQuantizer, use_power_of_two_quantizers
+from capsnet_nncf_plugin.observers import PowerOfTwoObserver
+from capsnet_nncf_plugin.observers.fixed_range_observer import FixedRangeObserver
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class NNCFQuantization:
+    """What ``quantize_with_report`` produced.
+
+    ``model``: the integer model; ``nncf_model``: NNCF's fake-quantized model (power-of-two quantizers with
+    the allocation's bits); ``transferred``: observer name -> NNCF quantizer whose range it adopted;
+    ``unmatched``: NNCF quantizers with no counterpart in the integer model.
+    """
+
+    model: torch.fx.GraphModule
+    nncf_model: torch.nn.Module
+    allocation: BitAllocation | None
+    transferred: dict[str, str] = field(default_factory=dict)
+    unmatched: list[str] = field(default_factory=list)
+
+
+def quantize(
+    model: torch.nn.Module,
+    calibration_dataset: nncf.Dataset | Iterable[torch.Tensor],
+    config: Mapping[str, Any] | str | os.PathLike | None = None,
+    validation_dataset: torch.utils.data.Dataset | None = None,
+    progress: bool = False,
+) -> torch.fx.GraphModule:
+    """Quantize ``model`` (left untouched) with NNCF and the user's configuration; the integer model.
+
+    ``calibration_dataset``: an ``nncf.Dataset`` or image batches; ``config``: a dict or JSON/YAML file of
+    ``nncf.quantize`` arguments plus a ``"capsnet"`` section, or an NNCF 2.x configuration (docs/nncf.md);
+    ``validation_dataset``: labelled images, needed when ``capsnet.method`` searches an allocation.
+    """
+    return quantize_with_report(model, calibration_dataset, config, validation_dataset, progress).model
+
+
+def quantize_with_report(
+    model: torch.nn.Module,
+    calibration_dataset: nncf.Dataset | Iterable[torch.Tensor],
+    config: Mapping[str, Any] | str | os.PathLike | None = None,
+    validation_dataset: torch.utils.data.Dataset | None = None,
+    progress: bool = False,
+) -> NNCFQuantization:
+    """``quantize``, also returning NNCF's own model and how its ranges reached the integer model."""
+    settings = load_config(config)
+    register_capsule_metatypes()
+    dataset = (
+        calibration_dataset
+        if isinstance(calibration_dataset, nncf.Dataset)
+        else nncf.Dataset(list(calibration_dataset))
+    )
+    batches = _calibration_batches(dataset, settings.quantize_kwargs.get("subset_size", 300))
+    float_model = copy.deepcopy(model).eval()
+    allocation = _allocation(settings.capsnet, float_model, batches, validation_dataset, progress)
+
+    with use_power_of_two_quantizers():
+        nncf_model = nncf.quantize(copy.deepcopy(float_model), dataset, **settings.quantize_kwargs)
+    quantizers = _nncf_quantizers(nncf_model)
+    _load_float_parameters(float_model, nncf_model)
+
+    capsnet = settings.capsnet
+    mapping = get_capsnet_qconfig_mapping(
+        capsnet.weight_bits,
+        capsnet.activation_bits,
+        capsnet.routing_bits,
+        clip=capsnet.clip,
+        allocation=allocation,
+        # NNCF's weight ranges are the per-channel maxima; the minmax rule rounds them as NNCF's PoT does.
+        weight_clip="minmax",
+    )
+    prepared = prepare_capsnet_fx(float_model, mapping, batches[0])
+    calibrate(prepared, batches, progress)
+    sources, unmatched = _transfer_ranges(nncf_model, quantizers, prepared, batches[0])
+    observers = _plugin_observers(prepared)
+    activation_bits: dict[BaseQuantizer, int] = {}
+    for observer_name, quantizer_names in sources.items():
+        for quantizer in (quantizers[q] for q in quantizer_names):
+            # A quantizer read by several observers (a concatenation's part) holds the widest format.
+            activation_bits[quantizer] = max(activation_bits.get(quantizer, 0), observers[observer_name].bits)
+    transferred = {name: " + ".join(names) for name, names in sources.items()}
+    integer_model = convert_capsnet_fx(prepared)
+    _apply_bits_to_nncf(nncf_model, quantizers, activation_bits, integer_model)
+    for name in unmatched:
+        LOGGER.warning("NNCF quantizer %s has no counterpart in the integer model; it is not used", name)
+    return NNCFQuantization(integer_model, nncf_model, allocation, transferred, unmatched)
+
+
+def _calibration_batches(dataset: nncf.Dataset, subset_size: int) -> list[torch.Tensor]:
+    """The inputs NNCF calibrates on: the first ``subset_size`` items (NNCF counts items, not images)."""
+    batches = []
+    for item in itertools.islice(dataset.get_inference_data(), subset_size):
+        if not isinstance(item, torch.Tensor):
+            raise ConfigError(
+                "the calibration dataset must yield image tensors [N, C, H, W]; give nncf.Dataset a "
+                "transform_fn that returns the images (e.g. lambda item: item[0])"
+            )
+        batches.append(item)
+    if not batches:
+        raise ConfigError("the calibration dataset is empty; pass at least one batch of images")
+    return batches
+
+
+def _allocation(
+    capsnet: CapsnetSection,
+    model: torch.nn.Module,
+    batches: list[torch.Tensor],
+    validation: torch.utils.data.Dataset | None,
+    progress: bool,
+) -> BitAllocation | None:
+    if capsnet.allocation is not None:
+        return BitAllocation.load(capsnet.allocation)
+    if capsnet.method is None:
+        return None
+    if validation is None:
+        raise ConfigError(
+            f"capsnet.method {capsnet.method!r} searches bits on labelled data: pass validation_dataset=, "
+            "or give capsnet.allocation (a BitAllocation file from `capsq quantize`)"
+        )
+    from capsnet_nncf_plugin.allocation import allocate
+
+    return allocate(
+        model,
+        batches,
+        validation,
+        method=capsnet.method,
+        tolerance=capsnet.tolerance,
+        criterion=capsnet.criterion,
+        clip=capsnet.clip,
+        progress=progress,
+    )
+
+
+def _nncf_quantizers(nncf_model: torch.nn.Module) -> dict[str, BaseQuantizer]:
+    storage = get_hook_storage(nncf_model)
+    quantizers = {
+        name: module for name, module in storage.named_modules() if isinstance(module, BaseQuantizer)
+    }
+    foreign = sorted(n for n, q in quantizers.items() if not isinstance(q, PowerOfTwoSymmetricQuantizer))
+    if foreign:
+        raise ConfigError(
+            f"NNCF placed non-power-of-two quantizers {foreign}: the configuration asks for asymmetric "
+            "quantization somewhere (preset 'mixed' or a 'mode' in advanced_parameters); use symmetric"
+        )
+    return quantizers
+
+
+def _load_float_parameters(float_model: torch.nn.Module, nncf_model: torch.nn.Module) -> None:
+    """NNCF's (possibly bias-corrected) parameters and buffers into the float model."""
+    own = float_model.state_dict()
+    corrected = {key: value for key, value in nncf_model.state_dict().items() if key in own}
+    float_model.load_state_dict(corrected, strict=False)
+
+
+def _signature(tensor: torch.Tensor) -> torch.Tensor:
+    # Reshapes and permutes between NNCF's op and the plugin's observer keep the values, not the layout.
+    return tensor.detach().reshape(-1).float().sort().values
+
+
+def _record_inputs(
+    modules: dict[str, torch.nn.Module], run: Any, skip: set[int] | None = None
+) -> dict[str, torch.Tensor]:
+    """The first input each module sees during ``run()``; inputs whose storage is in ``skip`` are left out."""
+    seen: dict[str, torch.Tensor] = {}
+    skipped = skip or set()
+
+    def record(name: str, tensor: torch.Tensor) -> None:
+        if name not in seen and tensor.data_ptr() not in skipped:
+            seen[name] = tensor.detach().clone()
+
+    handles = [
+        module.register_forward_pre_hook(lambda _module, args, name=name: record(name, args[0]))
+        for name, module in modules.items()
+    ]
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+def _plugin_observers(prepared: torch.nn.Module) -> dict[str, PowerOfTwoObserver]:
+    return {
+        name: module
+        for name, module in prepared.named_modules()
+        if isinstance(module, PowerOfTwoObserver) and not isinstance(module, FixedRangeObserver)
+    }
+
+
+def _transfer_ranges(
+    nncf_model: torch.nn.Module,
+    quantizers: dict[str, BaseQuantizer],
+    prepared: torch.nn.Module,
+    probe: torch.Tensor,
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Pair NNCF activation quantizers with the observers that see the same tensor; adopt NNCF's ranges.
+
+    Returns observer -> its NNCF quantizers, and the NNCF quantizers without a counterpart."""
+    parameters = {p.data_ptr() for p in nncf_model.parameters()}
+    for quantizer in quantizers.values():
+        quantizer.disable_quantization()
+    try:
+        # Weight quantizers see parameters: both sides take per-channel maxima there (tests check it).
+        nncf_inputs = _record_inputs(quantizers, lambda: nncf_model(probe), skip=parameters)
+    finally:
+        for quantizer in quantizers.values():
+            quantizer.enable_quantization()
+    observers = _plugin_observers(prepared)
+    # The observers' statistics must not change: record their inputs on a copy.
+    probe_model = copy.deepcopy(prepared)
+    probe_observers = _plugin_observers(probe_model)
+    observer_inputs = _record_inputs(probe_observers, lambda: probe_model(probe))
+    signatures = {name: _signature(tensor) for name, tensor in observer_inputs.items()}
+
+    nncf_signatures = {name: _signature(tensor) for name, tensor in nncf_inputs.items()}
+    sources = _pair(signatures, nncf_signatures)
+    for name, quantizer_names in sources.items():
+        top = max(float(quantizers[q].range_max.detach().abs().max()) for q in quantizer_names)
+        observer = observers[name]
+        observer.adopt_range(-top if observer.signed else 0.0, top)
+    used = {q for names in sources.values() for q in names}
+    return sources, [q for q in nncf_signatures if q not in used]
+
+
+def _contains(whole: torch.Tensor, part: torch.Tensor) -> bool:
+    """Whether every value of sorted ``part`` occurs in sorted ``whole``."""
+    positions = torch.searchsorted(whole, part).clamp_(max=whole.numel() - 1)
+    return bool(torch.equal(whole[positions], part))
+
+
+def _pair(observed: dict[str, torch.Tensor], nncf: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+    """Observer -> the NNCF quantizers whose tensors it sees (value signatures, see ``_signature``).
+
+    Mostly one NNCF tensor is one observed tensor. Where the integer model quantizes a concatenation that
+    NNCF quantizes in parts (DeepCaps' class capsules read cells 3 and 4 together), the observer takes
+    the parts that make it up, and later the union of their ranges.
+    """
+    sources: dict[str, list[str]] = {}
+    for quantizer_name, signature in nncf.items():
+        for name, other in observed.items():
+            if other.numel() == signature.numel() and torch.equal(other, signature):
+                sources.setdefault(name, []).append(quantizer_name)
+    for name, whole in observed.items():
+        if name in sources:
+            continue
+        parts = [q for q, part in nncf.items() if part.numel() < whole.numel() and _contains(whole, part)]
+        if parts and sum(nncf[q].numel() for q in parts) == whole.numel():
+            sources[name] = parts
+    return sources
+
+
+def _apply_bits_to_nncf(
+    nncf_model: torch.nn.Module,
+    quantizers: dict[str, BaseQuantizer],
+    activation_bits: dict[BaseQuantizer, int],
+    integer_model: torch.nn.Module,
+) -> None:
+    """Give NNCF's quantizers the integer model's bit-widths (activations by pairing, weights by name)."""
+    for quantizer, bits in activation_bits.items():
+        quantizer.num_bits = bits
+    weight_bits = {p.name: p.bits for p in quantization_points(integer_model) if p.kind == "weight"}
+    names = {p.data_ptr(): name for name, p in nncf_model.named_parameters()}
+    weight_quantizers = {
+        name: q for name, q in quantizers.items() if name.startswith("pre_hooks.") and name.endswith("__1.0")
+    }
+    for hook_name, quantizer in weight_quantizers.items():
+        parameter = _hooked_parameter(nncf_model, hook_name, names)
+        if parameter in weight_bits:
+            quantizer.num_bits = weight_bits[parameter]
+
+
+def _hooked_parameter(nncf_model: torch.nn.Module, hook_name: str, names: dict[int, str]) -> str | None:
+    """The parameter a weight-port hook quantizes: ``pre_hooks.conv1/conv2d/0__1.0`` -> ``conv1.weight``."""
+    scope = hook_name[len("pre_hooks.") :].split("/")[:-2]
+    module = nncf_model.get_submodule(".".join(scope)) if scope else nncf_model
+    weight = getattr(module, "weight", None)
+    return names.get(weight.data_ptr()) if isinstance(weight, torch.Tensor) else None

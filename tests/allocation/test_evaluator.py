@@ -1,0 +1,66 @@
+"""The search criterion: lucky gains on the validation split earn no credit under "losses"."""
+
+import pytest
+import torch
+
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator, Measurement
+from capsnet_nncf_plugin.data.image_dataset import ImageDataset
+
+CLASSES = 3
+
+
+class Predicts(torch.nn.Module):
+    """Scores that pick ``classes[i]`` for the image whose pixels all equal ``i``."""
+
+    def __init__(self, classes: list[int]) -> None:
+        super().__init__()
+        self.classes = torch.tensor(classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        index = images.flatten(1)[:, 0].long()
+        return torch.nn.functional.one_hot(self.classes[index], CLASSES).float()
+
+
+class StubEvaluator(AccuracyEvaluator):
+    """Every allocation "quantizes" to the given classifier, so the criterion is tested alone."""
+
+    def __init__(self, quantized: torch.nn.Module, **kwargs) -> None:
+        self.quantized = quantized
+        super().__init__(**kwargs)
+
+    def quantize(self, allocation):
+        return self.quantized
+
+
+def evaluator(criterion: str) -> StubEvaluator:
+    fp32 = [i % CLASSES for i in range(10)]
+    labels = list(fp32)
+    labels[0] = (fp32[0] + 1) % CLASSES  # FP32 is wrong on image 0
+    quantized = list(fp32)
+    quantized[0] = labels[0]  # the quantized model is right there by luck ...
+    quantized[1] = (fp32[1] + 1) % CLASSES  # ... and loses image 1
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
+    dataset = ImageDataset(images, torch.tensor(labels), name="synthetic", split="val", num_classes=CLASSES)
+    return StubEvaluator(
+        Predicts(quantized),
+        model=Predicts(fp32),
+        calibration_batches=[images.float()],
+        validation_data=dataset,
+        criterion=criterion,
+    )
+
+
+def test_a_lucky_gain_hides_a_loss_only_from_the_accuracy_criterion():
+    allocation = BitAllocation.uniform(["layer"])
+    by_accuracy, by_losses = evaluator("accuracy"), evaluator("losses")
+    assert by_losses.fp32_accuracy == 90.0
+    assert by_losses.measure(allocation) == Measurement(accuracy=90.0, lost=10.0)
+    assert by_accuracy.holds(allocation, tolerance=5.0)
+    assert not by_losses.holds(allocation, tolerance=5.0)
+    assert by_losses.holds(allocation, tolerance=10.0)
+
+
+def test_unknown_criterion():
+    with pytest.raises(ValueError, match="criterion must be one of losses, accuracy"):
+        evaluator("top5")

@@ -1,0 +1,154 @@
+"""The NNCF adapter end to end on a miniature CapsNet: NNCF's ranges, PoT scales, the integer model."""
+
+import json
+import math
+import warnings
+
+import nncf
+import numpy as np
+import pytest
+import torch
+from nncf.torch.function_hook import get_hook_storage
+from tiny_capsnet import tiny_capsnet, tiny_images
+
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.allocation.layers import quantizable_layers
+from capsnet_nncf_plugin.export import export_onnx
+from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
+from capsnet_nncf_plugin.models import create
+from capsnet_nncf_plugin.nncf import (
+    CAPSULE_METATYPES,
+    ConfigError,
+    PowerOfTwoSymmetricQuantizer,
+    quantize,
+    quantize_with_report,
+    register_capsule_metatypes,
+)
+from capsnet_nncf_plugin.runtime import InferenceSession
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def calibration():
+    images = tiny_images(32)
+    return [images[:16], images[16:]]
+
+
+def nncf_quantizers(model):
+    return {
+        name: module
+        for name, module in get_hook_storage(model).named_modules()
+        if isinstance(module, PowerOfTwoSymmetricQuantizer)
+    }
+
+
+@pytest.fixture(scope="module")
+def report():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_with_report(tiny_capsnet(), calibration(), {"subset_size": 32})
+
+
+def test_registration_is_idempotent_and_capsule_ops_are_single_nodes(report):
+    register_capsule_metatypes()
+    register_capsule_metatypes()
+    names = set(nncf_quantizers(report.nncf_model))
+    # The vote transform's weight (port 1) is quantized, squash and routing inputs are, nothing inside them.
+    assert "pre_hooks.classes/votes/vote_transform/0__1.0" in names
+    assert "post_hooks.primary/conv/conv2d/0__0.0" in names  # the pre-squash capsules
+    assert "post_hooks.classes/votes/vote_transform/0__0.0" in names  # the votes routing reads
+    assert not [n for n in names if "softmax" in n or "routing/" in n or "length/" in n]
+    assert {m.__name__ for m in CAPSULE_METATYPES} <= set(
+        nncf.torch.graph.operator_metatypes.PT_OPERATOR_METATYPES.registry_dict
+    )
+
+
+def test_every_nncf_scale_is_a_power_of_two_and_every_quantizer_reaches_the_integer_model(report):
+    quantizers = nncf_quantizers(report.nncf_model)
+    assert len(quantizers) == 8 and not report.unmatched
+    for quantizer in quantizers.values():
+        steps = (quantizer.scale / quantizer.level_high).flatten().tolist()
+        assert all(math.log2(step).is_integer() for step in steps)
+    points = {p.name: p for p in quantization_points(report.model)}
+    expected = {
+        "activation_post_process_0": "conv.input",
+        "activation_post_process_1": "conv.output",
+        "primary.pre_observer": "primary.pre_squash",
+        "activation_post_process_2": "primary.output",
+        "classes.votes_observer": "classes.votes",
+    }
+    assert set(report.transferred) == set(expected)
+    for observer, point in expected.items():
+        quantizer = quantizers[report.transferred[observer]]
+        assert points[point].exponent == int(quantizer.exponents()[0]), point
+    for hook, point in (
+        ("pre_hooks.conv/conv2d/0__1.0", "conv.weight"),
+        ("pre_hooks.primary/conv/conv2d/0__1.0", "primary.conv.weight"),
+        ("pre_hooks.classes/votes/vote_transform/0__1.0", "classes.votes.weight"),
+    ):
+        assert tuple(quantizers[hook].exponents().tolist()) == points[point].exponent
+
+
+def test_allocation_bits_reach_both_models_and_memory_equals_the_fx_flow(tmp_path):
+    names = [layer.name for layer in quantizable_layers(tiny_capsnet())]
+    allocation = BitAllocation.uniform(names, weight=6, activation=7, routing=6).with_layer("conv", weight=4)
+    path = allocation.save(tmp_path / "allocation.json")
+    config = {"subset_size": 32, "capsnet": {"allocation": str(path)}}
+    result = quantize_with_report(tiny_capsnet(), calibration(), config)
+    fx_model = quantize_fx(tiny_capsnet(), calibration(), allocation=allocation)
+    memory = [(p.name, p.kind, p.bits, p.elements_per_sample) for p in quantization_points(result.model)]
+    assert memory == [(p.name, p.kind, p.bits, p.elements_per_sample) for p in quantization_points(fx_model)]
+    bits = {name: q.num_bits for name, q in nncf_quantizers(result.nncf_model).items()}
+    assert bits["pre_hooks.conv/conv2d/0__1.0"] == 4
+    assert bits["pre_hooks.primary/conv/conv2d/0__1.0"] == 6
+    assert bits["post_hooks.primary/conv/conv2d/0__0.0"] == 7
+
+
+def test_nncf_result_exports_and_runs_in_onnxruntime_bit_for_bit(report, tmp_path):
+    images = tiny_images(24, seed=5)
+    exported = export_onnx(report.model, (images[:2],), tmp_path / "nncf.onnx")
+    session = InferenceSession(str(exported.path))
+    scores = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
+    expected = report.model(images)
+    expected = expected.dequantize() if expected.is_quantized else expected
+    np.testing.assert_array_equal(scores, expected.numpy())
+
+
+def test_legacy_layout_from_a_file(tmp_path):
+    path = tmp_path / "nncf2.json"
+    path.write_text(
+        json.dumps(
+            {
+                "input_info": {"sample_size": [1, 1, 16, 16]},
+                "compression": [
+                    {"algorithm": "quantization", "initializer": {"range": {"num_init_samples": 32}}},
+                    {"algorithm": "capsnet_progressive_bitwidth", "routing_bits": 6},
+                ],
+            }
+        )
+    )
+    model = quantize(tiny_capsnet(), nncf.Dataset(calibration()), path)
+    routing = [p for p in quantization_points(model) if p.kind == "routing"]
+    assert routing and all(p.bits == 6 for p in routing)
+
+
+@pytest.mark.parametrize("name", ["shallowcaps", "deepcaps"])
+def test_zoo_architectures_go_through_nncf_with_every_quantizer_used(name):
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (4, 1, 28, 28)).float()
+    result = quantize_with_report(create(name).eval(), [images[:2], images[2:]], {"subset_size": 2})
+    assert not result.unmatched and len(result.transferred) >= 4
+    scores = result.model(images)
+    assert scores.shape == (4, 10) and torch.isfinite(scores.dequantize()).all()
+
+
+def test_bad_calibration_data_and_missing_validation_data():
+    with pytest.raises(ConfigError, match="transform_fn"):
+        quantize(tiny_capsnet(), nncf.Dataset([(tiny_images(4), torch.zeros(4))]))
+    with pytest.raises(ConfigError, match="pass validation_dataset="):
+        quantize(tiny_capsnet(), calibration(), {"capsnet": {"method": "progressive-descent"}})
