@@ -18,8 +18,10 @@ from typing import Any
 
 import torch
 
-from capsnet_nncf_plugin.allocation import memory_report
+from capsnet_nncf_plugin.allocation import allocate, memory_report
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
+from capsnet_nncf_plugin.allocation.report import bits_table, plot_bits
 from capsnet_nncf_plugin.atomic_file import write_bytes_atomically, write_text_atomically
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
@@ -46,7 +48,11 @@ class RunConfig:
     clip: str = "hardware"
     flow: str = "fx"  # "fx" (torch.ao prepare_fx/convert_fx) or "nncf" (nncf.quantize + the plugin)
     nncf_config: str | None = None  # a JSON/YAML NNCF configuration for --flow nncf
-    allocation: str | None = None  # a BitAllocation JSON (from `capsq quantize`); else uniform bits
+    allocation: str | None = None  # a BitAllocation JSON (from `capsq quantize`): no search
+    method: str | None = DEFAULT_METHOD  # the allocation search; None or "none": uniform bits
+    tolerance: float = 0.1
+    criterion: str = "losses"
+    validation_limit: int | None = 2000  # validation images the search measures on
     weight_observer: str | None = None  # an observer name from `capsq plugins` (FX flow)
     activation_observer: str | None = None
     calibration_images: int = 512
@@ -66,6 +72,7 @@ class RunResult:
     onnx: dict[str, Any] = field(default_factory=dict)
     latency_ms_per_image: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    allocation: dict[str, Any] | None = None  # BitAllocation.to_dict() of the bits used, when per layer
 
     @property
     def accuracy_delta(self) -> float:
@@ -90,11 +97,14 @@ def run(config: RunConfig, progress: bool = True) -> RunResult:
     )
     seconds["fp32_evaluation"] = time.perf_counter() - started
 
-    started = time.perf_counter()
     calibration = [images for images, _ in iterate_batches(validation, 128, config.calibration_images)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantized = quantize_model(config, checkpoint.model, calibration, progress)
+        started = time.perf_counter()
+        allocation = search_allocation(config, checkpoint.model, calibration, validation, progress)
+        seconds["allocation"] = time.perf_counter() - started
+        started = time.perf_counter()
+        quantized = quantize_model(config, checkpoint.model, calibration, allocation, progress)
         seconds["quantization"] = time.perf_counter() - started
 
         out_dir = Path(config.out_dir)
@@ -139,24 +149,57 @@ def run(config: RunConfig, progress: bool = True) -> RunResult:
         onnx_summary,
         latency,
         seconds,
+        None if allocation is None else allocation.to_dict(),
     )
     write_report(result)
     return result
 
 
+def search_allocation(
+    config: RunConfig,
+    model: torch.nn.Module,
+    calibration: list[torch.Tensor],
+    validation: torch.utils.data.Dataset,
+    progress: bool,
+) -> BitAllocation | None:
+    """The allocation the run quantizes with: ``--allocation`` file, a ``--method`` search, or None."""
+    if config.allocation is not None:
+        return BitAllocation.load(config.allocation)
+    if config.method in (None, "none"):
+        return None
+    allocation = allocate(
+        model,
+        calibration,
+        validation,
+        method=config.method,
+        tolerance=config.tolerance,
+        clip=config.clip,
+        validation_limit=config.validation_limit,
+        criterion=config.criterion,
+        progress=progress,
+    )
+    out_dir = Path(config.out_dir)
+    allocation.save(out_dir / "allocation.json")
+    plot_bits(out_dir / "bits_per_layer.png", allocation)
+    return allocation
+
+
 def quantize_model(
-    config: RunConfig, model: torch.nn.Module, calibration: list[torch.Tensor], progress: bool
+    config: RunConfig,
+    model: torch.nn.Module,
+    calibration: list[torch.Tensor],
+    allocation: BitAllocation | None,
+    progress: bool,
 ) -> torch.fx.GraphModule:
     """The integer model through the flow ``config.flow`` names, with the same bits either way."""
-    allocation = None if config.allocation is None else BitAllocation.load(config.allocation)
+    clip = config.clip if allocation is None else str(allocation.info.get("clip", config.clip))
     if config.flow == "fx":
         observers = {
-            "weight_observer": None
-            if config.weight_observer is None
-            else get_observer(config.weight_observer),
-            "activation_observer": (
-                None if config.activation_observer is None else get_observer(config.activation_observer)
-            ),
+            key: None if name is None else get_observer(name)
+            for key, name in (
+                ("weight_observer", config.weight_observer),
+                ("activation_observer", config.activation_observer),
+            )
         }
         return quantize_fx(
             model,
@@ -164,7 +207,7 @@ def quantize_model(
             weight_bits=config.weight_bits,
             activation_bits=config.activation_bits,
             routing_bits=config.routing_bits,
-            clip=config.clip,
+            clip=clip,
             allocation=allocation,
             progress=progress,
             **observers,
@@ -178,13 +221,14 @@ def quantize_model(
 
     nncf_config = {} if config.nncf_config is None else read_config_file(config.nncf_config)
     if "compression" not in nncf_config:  # the command line fills what the user's capsnet section leaves out
-        section = {
+        section: dict[str, Any] = {
             "weight_bits": config.weight_bits,
             "activation_bits": config.activation_bits,
             "routing_bits": config.routing_bits,
-            "clip": config.clip,
-            **({} if config.allocation is None else {"allocation": config.allocation}),
+            "clip": clip,
         }
+        if allocation is not None:
+            section["allocation"] = str(allocation.save(Path(config.out_dir) / "allocation.json"))
         nncf_config = {**nncf_config, "capsnet": {**section, **nncf_config.get("capsnet", {})}}
         nncf_config.setdefault("subset_size", len(calibration))
     return quantize(model, calibration, nncf_config, progress=progress)
@@ -212,13 +256,7 @@ def summary_table(result: RunResult) -> str:
         ("model", result.config.model),
         ("dataset / test images", f"{result.dataset} / {result.test_images}"),
         ("flow", "NNCF (nncf.quantize + plugin)" if result.config.flow == "nncf" else "torch.ao FX"),
-        (
-            "bits (weights / activations / routing)"
-            if result.config.allocation is None
-            else f"bits: allocation {result.config.allocation}; else (w / a / r)",
-            f"{result.config.weight_bits} / {result.config.activation_bits} / {result.config.routing_bits}"
-            f" (clip={result.config.clip})",
-        ),
+        _bits_row(result),
         ("FP32 accuracy (torch)", f"{result.fp32_accuracy:.2f} %"),
         ("integer accuracy (torch)", f"{result.quantized_accuracy:.2f} %"),
         ("accuracy change", f"{result.accuracy_delta:+.2f} pp"),
@@ -265,6 +303,22 @@ def summary_table(result: RunResult) -> str:
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
+def _bits_row(result: RunResult) -> tuple[str, str]:
+    config = result.config
+    if result.allocation is None:
+        uniform = f"{config.weight_bits} / {config.activation_bits} / {config.routing_bits}"
+        return "bits (weights / activations / routing)", f"{uniform} (clip={config.clip})"
+    info = result.allocation["info"]
+    if config.allocation is not None:
+        return "bits", f"per layer from {config.allocation} ({result.allocation['method']})"
+    searched = (
+        f"{info['method']}, tolerance {info['tolerance']} pp ({info.get('criterion', 'accuracy')}), "
+        f"{info['evaluations']} evaluations on {info['validation_images']} val images, "
+        f"{info['analysis_seconds'] + info['search_seconds']:.0f} s"
+    )
+    return "bits (per layer, see report.md)", searched
+
+
 def write_report(result: RunResult) -> None:
     out_dir = Path(result.config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -276,5 +330,9 @@ def write_report(result: RunResult) -> None:
         "Memory definitions: docs/memory.md. `model.onnx` runs in onnxruntime with the custom-op library "
         "(docs/export.md).\n"
     )
+    if result.allocation is not None:
+        report += "\n## Bits per layer\n\n" + bits_table(BitAllocation.from_dict(result.allocation)) + "\n"
+        if (out_dir / "bits_per_layer.png").exists():
+            report += "\n![bits per layer](bits_per_layer.png)\n"
     write_text_atomically(out_dir / "report.md", report)
     logger.info("report written to %s", out_dir)

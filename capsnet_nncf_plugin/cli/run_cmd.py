@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.observers import CLIP_MODES
 from capsnet_nncf_plugin.pipeline import RunConfig, run, summary_table
 
@@ -12,9 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="the main job: FP32 accuracy, power-of-two quantization, integer accuracy, memory",
-        description="Evaluate a float model, quantize it with power-of-two scales (torch.ao FX flow, integer "
-        "squash and routing), evaluate the integer model and account its memory; print a summary table and "
-        "write summary.json and report.md to --out.",
+        description="Evaluate a float model, search per-layer bit-widths (--method), quantize it with "
+        "power-of-two scales (--flow fx: torch.ao FX; nncf: nncf.quantize) with integer squash and routing, "
+        "export QDQ ONNX and run it in onnxruntime, account memory and latency; print a summary table and "
+        "write summary.json, report.md, allocation.json and model.onnx to --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     defaults = RunConfig()
@@ -33,6 +35,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--allocation", default=None, help="BitAllocation JSON from `capsq quantize` (else uniform bits)"
+    )
+    parser.add_argument(
+        "--method",
+        default=defaults.method,
+        help="allocation search before quantizing ('none': uniform --weight/--activation/--routing-bits); "
+        "see `capsq quantize`",
+    )
+    parser.add_argument("--tolerance", type=float, default=defaults.tolerance, help="search tolerance, pp")
+    parser.add_argument("--criterion", default=defaults.criterion, choices=CRITERIA, help="search criterion")
+    parser.add_argument(
+        "--validation-limit",
+        type=int,
+        default=defaults.validation_limit,
+        help="validation images the search measures on",
     )
     parser.add_argument(
         "--weight-observer", default=None, help="weight observer by name (see `capsq plugins`; FX flow)"
@@ -64,6 +80,10 @@ def main(args: argparse.Namespace) -> int:
         flow=args.flow,
         nncf_config=args.nncf_config,
         allocation=args.allocation,
+        method=args.method,
+        tolerance=args.tolerance,
+        criterion=args.criterion,
+        validation_limit=args.validation_limit,
         weight_observer=args.weight_observer,
         activation_observer=args.activation_observer,
         calibration_images=args.calibration,

@@ -28,6 +28,8 @@ def test_run_prints_the_summary_and_writes_the_report(checkpoint, tmp_path, caps
             "64",
             "--clip",
             "mse",
+            "--method",
+            "none",
             "--out",
             str(out),
             "--no-progress",
@@ -58,7 +60,17 @@ def test_run_through_nncf_with_the_users_config(checkpoint, tmp_path, capsys):
     config = tmp_path / "nncf.yaml"
     config.write_text("preset: performance\nsubset_size: 1\ncapsnet:\n  activation_bits: 7\n")
     out = tmp_path / "nncf-report"
-    arguments = ["run", "--model", str(checkpoint), "--limit", "100", "--calibration", "64"]
+    arguments = [
+        "run",
+        "--model",
+        str(checkpoint),
+        "--limit",
+        "100",
+        "--calibration",
+        "64",
+        "--method",
+        "none",
+    ]
     arguments += ["--flow", "nncf", "--nncf-config", str(config), "--out", str(out), "--no-progress"]
     assert main(arguments) == 0
     assert "NNCF (nncf.quantize + plugin)" in capsys.readouterr().out
@@ -68,6 +80,21 @@ def test_run_through_nncf_with_the_users_config(checkpoint, tmp_path, capsys):
     assert summary["memory"]["activation_bits"] == 7 * (elements - 28 * 28) + 8 * 28 * 28
     assert summary["onnx"]["agreement"]["identical_outputs"] == 100.0
     assert summary["onnx"]["accuracy"] == summary["quantized_accuracy"]
+
+
+def test_run_searches_an_allocation_first(checkpoint, tmp_path, capsys):
+    out = tmp_path / "searched"
+    # An untrained model flips predictions at any width: a wide tolerance lets the search lower bits.
+    arguments = ["run", "--model", str(checkpoint), "--limit", "20", "--calibration", "16"]
+    arguments += ["--method", "error-guided", "--tolerance", "100", "--criterion", "accuracy"]
+    assert main([*arguments, "--validation-limit", "20", "--out", str(out), "--no-progress"]) == 0
+    assert "error-guided, tolerance 100.0 pp (accuracy)" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    allocation = json.loads((out / "allocation.json").read_text())
+    assert summary["allocation"]["layers"] == allocation["layers"]
+    assert summary["memory"]["weight_reduction"] > 4.2  # the search lowered some weights below 8 bits
+    assert "## Bits per layer" in (out / "report.md").read_text()
+    assert (out / "bits_per_layer.png").stat().st_size > 0
 
 
 def test_run_without_a_zoo_model_names_the_fix(tmp_path, capsys):

@@ -106,6 +106,7 @@ def test_the_cli_uses_a_third_party_method_and_observer(third_party, untrained_m
     assert {layer["weight"] for layer in allocation["layers"].values()} == {4}
     run_out = tmp_path / "run"
     arguments = ["run", "--model", str(untrained_mnist_checkpoint), "--weight-observer", "six-bit"]
+    arguments += ["--method", "none"]
     assert main([*arguments, *small, "--out", str(run_out)]) == 0
     summary = json.loads((run_out / "summary.json").read_text())
     # 6-bit weights, FP32 biases: just under 32/6.
