@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The exporters log every rewrite at INFO; only the plugin's own progress belongs on the console.
         for chatty in ("onnxscript", "onnx_ir", "torch.onnx", "torch.export", "torch._dynamo"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
+        # torch's ONNX registry warns about each torchvision op when torchvision is absent; none is needed.
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     try:
         return int(args.func(args) or 0)
     except (CapsqError, ValueError, FileNotFoundError) as error:
