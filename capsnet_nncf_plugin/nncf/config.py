@@ -190,18 +190,7 @@ def _without_overflow_fix(advanced: AdvancedQuantizationParameters | None) -> Ad
     return dataclasses.replace(advanced, overflow_fix=OverflowFix.DISABLE)
 
 
-def _annotation(annotation: Any) -> Any:
-    if isinstance(annotation, str):
-        namespace = {**vars(nncf), **vars(typing)}
-        try:
-            return eval(annotation, namespace)
-        except Exception:
-            return Any
-    return annotation
-
-
 def _options(annotation: Any) -> tuple[Any, ...]:
-    annotation = _annotation(annotation)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return tuple(option for option in typing.get_args(annotation) if option is not type(None))
     return (annotation,)

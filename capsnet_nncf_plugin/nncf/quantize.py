@@ -35,7 +35,7 @@ from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.fx.points import quantization_points
 from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
 from capsnet_nncf_plugin.fx.workflow import calibrate, convert_capsnet_fx, prepare_capsnet_fx
-from capsnet_nncf_plugin.nncf.config import CapsnetSection, ConfigError, load_config
+from capsnet_nncf_plugin.nncf.config import CapsnetSection, ConfigError, load_config, quantize_parameters
 from capsnet_nncf_plugin.nncf.metatypes import register_capsule_metatypes
 from capsnet_nncf_plugin.nncf.quantizer import PowerOfTwoSymmetricQuantizer, use_power_of_two_quantizers
 from capsnet_nncf_plugin.observers import PowerOfTwoObserver
@@ -91,7 +91,8 @@ def quantize_with_report(
         if isinstance(calibration_dataset, nncf.Dataset)
         else nncf.Dataset(list(calibration_dataset))
     )
-    batches = _calibration_batches(dataset, settings.quantize_kwargs.get("subset_size", 300))
+    subset_size = settings.quantize_kwargs.get("subset_size", quantize_parameters()["subset_size"].default)
+    batches = _calibration_batches(dataset, subset_size)
     float_model = copy.deepcopy(model).eval()
     allocation = _allocation(settings.capsnet, float_model, batches, validation_dataset, progress)
 
@@ -112,7 +113,7 @@ def quantize_with_report(
     )
     prepared = prepare_capsnet_fx(float_model, mapping, batches[0])
     calibrate(prepared, batches, progress)
-    sources, unmatched = _transfer_ranges(nncf_model, quantizers, prepared, batches[0])
+    sources, unmatched, weights = _transfer_ranges(nncf_model, quantizers, prepared, batches[0])
     observers = _plugin_observers(prepared)
     activation_bits: dict[BaseQuantizer, int] = {}
     for observer_name, quantizer_names in sources.items():
@@ -121,7 +122,7 @@ def quantize_with_report(
             activation_bits[quantizer] = max(activation_bits.get(quantizer, 0), observers[observer_name].bits)
     transferred = {name: " + ".join(names) for name, names in sources.items()}
     integer_model = convert_capsnet_fx(prepared)
-    _apply_bits_to_nncf(nncf_model, quantizers, activation_bits, integer_model)
+    _apply_bits_to_nncf(quantizers, activation_bits, weights, integer_model)
     for name in unmatched:
         LOGGER.warning("NNCF quantizer %s has no counterpart in the integer model; it is not used", name)
     return NNCFQuantization(integer_model, nncf_model, allocation, transferred, unmatched)
@@ -199,15 +200,15 @@ def _signature(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _record_inputs(
-    modules: dict[str, torch.nn.Module], run: Any, skip: set[int] | None = None
-) -> dict[str, torch.Tensor]:
-    """The first input each module sees during ``run()``; inputs whose storage is in ``skip`` are left out."""
-    seen: dict[str, torch.Tensor] = {}
-    skipped = skip or set()
+    modules: dict[str, torch.nn.Module], run: Any, parameters: dict[int, str] | None = None
+) -> dict[str, torch.Tensor | str]:
+    """The first input each module sees during ``run()``: a copy, or the name of the parameter it is."""
+    seen: dict[str, torch.Tensor | str] = {}
+    names = parameters or {}
 
     def record(name: str, tensor: torch.Tensor) -> None:
-        if name not in seen and tensor.data_ptr() not in skipped:
-            seen[name] = tensor.detach().clone()
+        if name not in seen:
+            seen[name] = names.get(tensor.data_ptr()) or tensor.detach().clone()
 
     handles = [
         module.register_forward_pre_hook(lambda _module, args, name=name: record(name, args[0]))
@@ -235,16 +236,16 @@ def _transfer_ranges(
     quantizers: dict[str, BaseQuantizer],
     prepared: torch.nn.Module,
     probe: torch.Tensor,
-) -> tuple[dict[str, list[str]], list[str]]:
+) -> tuple[dict[str, list[str]], list[str], dict[str, str]]:
     """Pair NNCF activation quantizers with the observers that see the same tensor; adopt NNCF's ranges.
 
-    Returns observer -> its NNCF quantizers, and the NNCF quantizers without a counterpart."""
-    parameters = {p.data_ptr() for p in nncf_model.parameters()}
+    Returns observer -> its NNCF quantizers, the NNCF quantizers without a counterpart, and weight
+    quantizer -> the parameter it quantizes (both sides take per-channel maxima there; tests check it)."""
+    parameters = {p.data_ptr(): name for name, p in nncf_model.named_parameters()}
     for quantizer in quantizers.values():
         quantizer.disable_quantization()
     try:
-        # Weight quantizers see parameters: both sides take per-channel maxima there (tests check it).
-        nncf_inputs = _record_inputs(quantizers, lambda: nncf_model(probe), skip=parameters)
+        recorded = _record_inputs(quantizers, lambda: nncf_model(probe), parameters)
     finally:
         for quantizer in quantizers.values():
             quantizer.enable_quantization()
@@ -255,14 +256,15 @@ def _transfer_ranges(
     observer_inputs = _record_inputs(probe_observers, lambda: probe_model(probe))
     signatures = {name: _signature(tensor) for name, tensor in observer_inputs.items()}
 
-    nncf_signatures = {name: _signature(tensor) for name, tensor in nncf_inputs.items()}
+    weights = {name: value for name, value in recorded.items() if isinstance(value, str)}
+    nncf_signatures = {n: _signature(t) for n, t in recorded.items() if isinstance(t, torch.Tensor)}
     sources = _pair(signatures, nncf_signatures)
     for name, quantizer_names in sources.items():
         top = max(float(quantizers[q].range_max.detach().abs().max()) for q in quantizer_names)
         observer = observers[name]
         observer.adopt_range(-top if observer.signed else 0.0, top)
     used = {q for names in sources.values() for q in names}
-    return sources, [q for q in nncf_signatures if q not in used]
+    return sources, [q for q in nncf_signatures if q not in used], weights
 
 
 def _contains(whole: torch.Tensor, part: torch.Tensor) -> bool:
@@ -293,28 +295,15 @@ def _pair(observed: dict[str, torch.Tensor], nncf: dict[str, torch.Tensor]) -> d
 
 
 def _apply_bits_to_nncf(
-    nncf_model: torch.nn.Module,
     quantizers: dict[str, BaseQuantizer],
     activation_bits: dict[BaseQuantizer, int],
+    weights: dict[str, str],
     integer_model: torch.nn.Module,
 ) -> None:
-    """Give NNCF's quantizers the integer model's bit-widths (activations by pairing, weights by name)."""
+    """The integer model's bit-widths onto NNCF's quantizers: activations by pairing, weights by parameter."""
     for quantizer, bits in activation_bits.items():
         quantizer.num_bits = bits
     weight_bits = {p.name: p.bits for p in quantization_points(integer_model) if p.kind == "weight"}
-    names = {p.data_ptr(): name for name, p in nncf_model.named_parameters()}
-    weight_quantizers = {
-        name: q for name, q in quantizers.items() if name.startswith("pre_hooks.") and name.endswith("__1.0")
-    }
-    for hook_name, quantizer in weight_quantizers.items():
-        parameter = _hooked_parameter(nncf_model, hook_name, names)
+    for quantizer_name, parameter in weights.items():
         if parameter in weight_bits:
-            quantizer.num_bits = weight_bits[parameter]
-
-
-def _hooked_parameter(nncf_model: torch.nn.Module, hook_name: str, names: dict[int, str]) -> str | None:
-    """The parameter a weight-port hook quantizes: ``pre_hooks.conv1/conv2d/0__1.0`` -> ``conv1.weight``."""
-    scope = hook_name[len("pre_hooks.") :].split("/")[:-2]
-    module = nncf_model.get_submodule(".".join(scope)) if scope else nncf_model
-    weight = getattr(module, "weight", None)
-    return names.get(weight.data_ptr()) if isinstance(weight, torch.Tensor) else None
+            quantizers[quantizer_name].num_bits = weight_bits[parameter]

@@ -25,11 +25,19 @@ class PowerOfTwoSymmetricQuantizer(SymmetricQuantizer):
         return SymmetricQuantizer.scale.fget(self)
 
     def exponents(self) -> torch.Tensor:
-        """One int32 exponent per scale element: the smallest power-of-two step covering the range."""
-        flat = self.range_max.detach().abs().reshape(-1).tolist()
-        low = -1.0 if self.signed else 0.0
-        values = [minmax_exponent(low * top, top, self.num_bits, self.signed) for top in flat]
-        return torch.tensor(values, dtype=torch.int32)
+        """One int32 exponent per scale element: the smallest power-of-two step covering the range.
+
+        Cached until the range, the width or the sign changes: NNCF runs the model many times (statistics,
+        bias correction) and the per-channel rule is a Python loop.
+        """
+        storage = self._scale_param_storage
+        key = (storage.data_ptr(), storage._version, self.num_bits, self.signed)
+        if getattr(self, "_exponent_cache", (None,))[0] != key:
+            flat = self.range_max.detach().abs().reshape(-1).tolist()
+            low = -1.0 if self.signed else 0.0
+            values = [minmax_exponent(low * top, top, self.num_bits, self.signed) for top in flat]
+            self._exponent_cache = (key, torch.tensor(values, dtype=torch.int32))
+        return self._exponent_cache[1]
 
     @property
     def scale(self) -> torch.Tensor:
