@@ -22,7 +22,7 @@ from capsnet_nncf_plugin.fx import quantization_points
 logger = logging.getLogger(__name__)
 
 #: Calibration images the error analysis runs each layer on (a subset of the calibration data).
-ANALYSIS_IMAGES = 256
+ANALYSIS_IMAGES = 128
 
 
 def _batches(data: Iterable[torch.Tensor] | Dataset, limit: int | None = None) -> list[torch.Tensor]:
@@ -82,7 +82,7 @@ def allocate(
     allocation = search(context)
     measured = evaluator.measure(allocation)
     accuracy = measured.accuracy
-    memory = memory_report(quantization_points(evaluator.quantize(allocation)), model)
+    memory = memory_report(quantization_points(evaluator.quantized_model(allocation)), model)
     allocation.info.update(
         {
             "method": method,

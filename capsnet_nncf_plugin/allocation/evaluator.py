@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
-from capsnet_nncf_plugin.evaluation import accuracy_of, predict
+from capsnet_nncf_plugin.evaluation import accuracy_of, iterate_batches, predict
 from capsnet_nncf_plugin.fx import quantize_fx
 
 CRITERIA = ("losses", "accuracy")
@@ -30,8 +30,14 @@ CRITERIA = ("losses", "accuracy")
 class Measurement:
     """A quantized model on the validation images."""
 
-    accuracy: float  # percent
-    lost: float  # percent of all images: FP32 right, quantized wrong
+    accuracy: float  # percent of the images evaluated
+    lost: float  # percent of all validation images: FP32 right, quantized wrong
+    images: int = 0  # images evaluated; fewer than the validation set when the evaluation stopped early
+    failed_at_tolerance: float | None = None  # set when stopped early: fails every tolerance up to this
+
+    @property
+    def complete(self) -> bool:
+        return self.failed_at_tolerance is None
 
 
 def check_criterion(criterion: str) -> str:
@@ -67,6 +73,7 @@ class AccuracyEvaluator:
         self.batch_size = batch_size
         self.criterion = check_criterion(criterion)
         self.cache: dict[tuple, Measurement] = {}
+        self._latest: tuple[tuple, torch.fx.GraphModule] | None = None
         self.evaluations = 0
         self.seconds = 0.0
         self.fp32_predictions, self.labels = predict(self.model, validation_data, batch_size, limit)
@@ -83,27 +90,68 @@ class AccuracyEvaluator:
                 self.model, self.calibration, clip=self.clip_of(allocation), allocation=allocation
             )
 
+    def _key(self, allocation: BitAllocation) -> tuple:
+        return (allocation.key(), self.clip_of(allocation))
+
+    def quantized_model(self, allocation: BitAllocation) -> torch.fx.GraphModule:
+        """The integer model of ``allocation``; the one measured last is kept, so asking for it is free."""
+        key = self._key(allocation)
+        if self._latest is None or self._latest[0] != key:
+            self._latest = (key, self.quantize(allocation))
+        return self._latest[1]
+
     def measure(self, allocation: BitAllocation) -> Measurement:
-        key = (allocation.key(), self.clip_of(allocation))
-        if key not in self.cache:
-            started = time.perf_counter()
-            quantized = self.quantize(allocation)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                predictions, _ = predict(quantized, self.validation, self.batch_size, self.limit)
-            fp32_right = self.fp32_predictions == self.labels
-            lost = 100.0 * int((fp32_right & (predictions != self.labels)).sum()) / len(self.labels)
-            self.cache[key] = Measurement(accuracy_of(predictions, self.labels), lost)
-            self.evaluations += 1
-            self.seconds += time.perf_counter() - started
-        return self.cache[key]
+        """Accuracy and losses of ``allocation`` on every validation image."""
+        return self._measure(allocation, stop_beyond=None)
+
+    def _measure(self, allocation: BitAllocation, stop_beyond: float | None) -> Measurement:
+        key = self._key(allocation)
+        cached = self.cache.get(key)
+        if cached is not None and (
+            cached.complete or (stop_beyond is not None and stop_beyond <= cached.failed_at_tolerance)
+        ):
+            return cached
+        started = time.perf_counter()
+        quantized = self.quantized_model(allocation)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            measured = self._run(quantized, stop_beyond)
+        self.cache[key] = measured
+        self.evaluations += cached is None
+        self.seconds += time.perf_counter() - started
+        return measured
+
+    @torch.no_grad()
+    def _run(self, quantized: torch.nn.Module, stop_beyond: float | None) -> Measurement:
+        """Count right and lost images batch by batch; stop once ``stop_beyond`` pp is surely exceeded."""
+        total = len(self.labels)
+        fp32_right = self.fp32_predictions == self.labels
+        allowed_lost = allowed_wrong = None
+        if stop_beyond is not None:
+            allowed_lost = stop_beyond / 100 * total + 1e-9
+            allowed_wrong = (100 - self.fp32_accuracy + stop_beyond) / 100 * total + 1e-9
+        right = lost = seen = 0
+        for images, labels in iterate_batches(self.validation, self.batch_size, total):
+            predictions = quantized(images).argmax(dim=1)
+            right += int((predictions == labels).sum())
+            lost += int((fp32_right[seen : seen + len(labels)] & (predictions != labels)).sum())
+            seen += len(labels)
+            wrong = seen - right
+            settled = allowed_wrong is not None and (
+                wrong > allowed_wrong or (self.criterion == "losses" and lost > allowed_lost)
+            )
+            if settled and seen < total:
+                return Measurement(100.0 * right / seen, 100.0 * lost / total, seen, stop_beyond)
+        return Measurement(100.0 * right / total, 100.0 * lost / total, total)
 
     def accuracy(self, allocation: BitAllocation) -> float:
         return self.measure(allocation).accuracy
 
     def holds(self, allocation: BitAllocation, tolerance: float) -> bool:
         """Whether the allocation keeps accuracy within ``tolerance`` pp under the criterion (module doc)."""
-        measured = self.measure(allocation)
+        measured = self._measure(allocation, stop_beyond=tolerance)
+        if not measured.complete:
+            return False
         accuracy_holds = measured.accuracy >= self.fp32_accuracy - tolerance - 1e-9
         if self.criterion == "accuracy":
             return accuracy_holds

@@ -55,7 +55,7 @@ def test_a_lucky_gain_hides_a_loss_only_from_the_accuracy_criterion():
     allocation = BitAllocation.uniform(["layer"])
     by_accuracy, by_losses = evaluator("accuracy"), evaluator("losses")
     assert by_losses.fp32_accuracy == 90.0
-    assert by_losses.measure(allocation) == Measurement(accuracy=90.0, lost=10.0)
+    assert by_losses.measure(allocation) == Measurement(accuracy=90.0, lost=10.0, images=10)
     assert by_accuracy.holds(allocation, tolerance=5.0)
     assert not by_losses.holds(allocation, tolerance=5.0)
     assert by_losses.holds(allocation, tolerance=10.0)
@@ -64,3 +64,27 @@ def test_a_lucky_gain_hides_a_loss_only_from_the_accuracy_criterion():
 def test_unknown_criterion():
     with pytest.raises(ValueError, match="criterion must be one of losses, accuracy"):
         evaluator("top5")
+
+
+def test_a_failing_allocation_stops_after_the_batches_that_settle_it():
+    count = 40
+    images = torch.arange(count, dtype=torch.uint8).view(count, 1, 1, 1).expand(count, 1, 2, 2).contiguous()
+    labels = [i % CLASSES for i in range(count)]
+    quantized = [(label + 1) % CLASSES if i < 4 else label for i, label in enumerate(labels)]
+    dataset = ImageDataset(images, torch.tensor(labels), name="synthetic", split="val", num_classes=CLASSES)
+    evaluation = StubEvaluator(
+        Predicts(quantized),
+        model=Predicts(labels),
+        calibration_batches=[images.float()],
+        validation_data=dataset,
+        batch_size=2,
+    )
+    allocation = BitAllocation.uniform(["layer"])
+    # 5 % of 40 images = 2 may be lost; the third loss (image 2, in the second batch) settles it.
+    assert not evaluation.holds(allocation, tolerance=5.0)
+    stopped = evaluation.cache[evaluation._key(allocation)]
+    assert (stopped.images, stopped.complete) == (4, False)
+    # A wider tolerance is not settled by the early stop: the allocation is measured again, in full.
+    assert evaluation.holds(allocation, tolerance=10.0)
+    assert evaluation.measure(allocation) == Measurement(accuracy=90.0, lost=10.0, images=40)
+    assert evaluation.evaluations == 1
