@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
-from capsnet_nncf_plugin.evaluation import accuracy_of, iterate_batches, predict
+from capsnet_nncf_plugin.evaluation import EVALUATION_BATCH, accuracy_of, iterate_batches, predict
 from capsnet_nncf_plugin.fx import quantize_fx
 
 CRITERIA = ("losses", "accuracy")
@@ -60,7 +60,7 @@ class AccuracyEvaluator:
         validation_data: Dataset,
         clip: str = "hardware",
         limit: int | None = None,
-        batch_size: int = 250,
+        batch_size: int = EVALUATION_BATCH,
         criterion: str = "losses",
     ) -> None:
         self.model = model.eval()

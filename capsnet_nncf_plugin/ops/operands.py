@@ -40,23 +40,26 @@ def signed_range(bits: int) -> tuple[int, int]:
     return quant_range(bits, signed=True)
 
 
-def check_integer_tensor(tensor: torch.Tensor, argument: str, bits: int) -> torch.Tensor:
+def check_integer_values(tensor: torch.Tensor, argument: str, bits: int) -> None:
     """Check that ``tensor`` has an integer dtype and values within the signed ``bits``-bit range.
 
-    Returns the values as int64, the one dtype every op computes in. The value check reads the data, so
-    fake-tensor kernels call :func:`check_integer_dtype` instead.
+    The value check reads the data, so fake-tensor kernels call :func:`check_integer_dtype` instead.
     """
     check_integer_dtype(tensor, argument)
-    values = tensor.to(torch.int64)
-    if values.numel() > 0:
+    if tensor.numel() > 0:
         low, high = signed_range(bits)
-        smallest, largest = (int(value) for value in torch.aminmax(values))
+        smallest, largest = (int(value) for value in torch.aminmax(tensor))
         if smallest < low or largest > high:
             raise ValueError(
                 f"{argument} holds values in {smallest}..{largest}, outside the signed {bits}-bit range "
                 f"{low}..{high} the op is declared for; saturate it to that range or declare more bits"
             )
-    return values
+
+
+def check_integer_tensor(tensor: torch.Tensor, argument: str, bits: int) -> torch.Tensor:
+    """:func:`check_integer_values`, then the values as int64, the one dtype every op computes in."""
+    check_integer_values(tensor, argument, bits)
+    return tensor.to(torch.int64)
 
 
 def check_integer_dtype(tensor: torch.Tensor, argument: str) -> None:

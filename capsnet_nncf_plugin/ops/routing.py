@@ -23,7 +23,7 @@ from capsnet_nncf_plugin.ops.fixed_point import requantize
 from capsnet_nncf_plugin.ops.operands import (
     INT64_BOUND,
     check_integer_dtype,
-    check_integer_tensor,
+    check_integer_values,
     storage_dtype,
 )
 from capsnet_nncf_plugin.ops.routing_quantization import RoutingQuantization
@@ -107,8 +107,8 @@ def int_dynamic_routing(votes: torch.Tensor, params: RoutingQuantization) -> tor
     shape, out-of-range votes, or formats whose intermediates could overflow int64.
     """
     check_routing_arguments(votes, params)
-    units = check_integer_tensor(votes, "votes", params.votes_bits)
-    return routing_int64(units, params).to(storage_dtype(params.output_bits, signed=True))
+    check_integer_values(votes, "votes", params.votes_bits)
+    return routing_int64(votes, params).to(storage_dtype(params.output_bits, signed=True))
 
 
 #: Integers below 2^53 in magnitude are exact float64 values, and so are sums of them that stay below it.
@@ -121,19 +121,22 @@ class _VoteProducts:
     Integer products and sums below 2^53 are exact in float64 whatever the summation order, so batched
     float64 matrix products give the same int64 results as the plain integer loops, several times faster.
     The coupling sum is exact there when ``I * 2^bc * 2^(bu-1) < 2^53``; otherwise it falls back to int64.
-    The agreement (``|A| <= 2^36``) always is.
+    The agreement (``|A| <= 2^36``) always is. Votes of any integer dtype are converted once, straight to
+    the float64 layout: routing is memory-bound, and each extra pass over the votes costs as much as a
+    matrix product.
     """
 
     def __init__(self, votes: torch.Tensor, params: RoutingQuantization) -> None:
         self.votes = votes
-        self.by_output = votes.to(torch.float64).transpose(1, 2).contiguous()  # [N, J, I, D]
+        # [N, J, I, D]: the transposed view converted and laid out in one pass.
+        self.by_output = votes.transpose(1, 2).to(torch.float64, memory_format=torch.contiguous_format)
         largest_product = (1 << max(params.coupling_bits)) * (1 << (params.votes_bits - 1))
         self.coupling_exact_in_float = votes.shape[1] * largest_product < FLOAT64_EXACT_INTEGERS
 
     def coupled_sum(self, coupling: torch.Tensor) -> torch.Tensor:
         """``sum_I C * U``: ``[N, I, J]`` x ``[N, I, J, D]`` -> ``[N, J, D]``."""
         if not self.coupling_exact_in_float:
-            return (coupling.unsqueeze(-1) * self.votes).sum(dim=1)
+            return (coupling.unsqueeze(-1) * self.votes.to(torch.int64)).sum(dim=1)
         weights = coupling.to(torch.float64).transpose(1, 2).unsqueeze(2)  # [N, J, 1, I]
         return torch.matmul(weights, self.by_output).squeeze(2).to(torch.int64)
 
@@ -144,11 +147,11 @@ class _VoteProducts:
 
 
 def routing_int64(votes: torch.Tensor, params: RoutingQuantization) -> torch.Tensor:
-    """The arithmetic of :func:`int_dynamic_routing` on validated int64 votes; returns int64 ``[N, J, D]``."""
+    """The arithmetic of :func:`int_dynamic_routing` on validated integer votes; returns int64 ``[N, J, D]``."""
     logits = torch.zeros(votes.shape[:3], dtype=torch.int64, device=votes.device)
     products = _VoteProducts(votes, params)
     logit_exponent = 0  # B_0 = 0: its softmax is uniform whatever the exponent
-    outputs = votes.new_zeros((votes.shape[0], votes.shape[2], votes.shape[3]))
+    outputs = torch.zeros((votes.shape[0], votes.shape[2], votes.shape[3]), dtype=torch.int64)
     for iteration in range(params.iterations):
         coupling_bits = params.coupling_bits[iteration]
         pre_exponent = params.pre_exponents[iteration]
