@@ -147,7 +147,7 @@ class _VoteProducts:
 
 
 def routing_int64(votes: torch.Tensor, params: RoutingQuantization) -> torch.Tensor:
-    """The arithmetic of :func:`int_dynamic_routing` on validated integer votes; returns int64 ``[N, J, D]``."""
+    """The arithmetic of :func:`int_dynamic_routing` on validated integer votes; int64 ``[N, J, D]``."""
     logits = torch.zeros(votes.shape[:3], dtype=torch.int64, device=votes.device)
     products = _VoteProducts(votes, params)
     logit_exponent = 0  # B_0 = 0: its softmax is uniform whatever the exponent
