@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_methods
+from capsnet_nncf_plugin.allocation.allocate import analysis_batches
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
@@ -102,7 +103,7 @@ def main() -> None:
         calibration = [images for images, _ in iterate_batches(validation, 128, args.calibration)]
         fp32 = evaluate_accuracy(model, test, limit=args.limit, progress=True, description="FP32")
         started = time.perf_counter()
-        analysis = analyze_errors(model, calibration[:2], progress=True)
+        analysis = analyze_errors(model, analysis_batches(calibration), progress=True)
         seconds = time.perf_counter() - started
         print(f"\n{reference} ({dataset}): FP32 test {fp32:.2f} %, error analysis {seconds:.0f} s")
         header = ("method", "weights x", "acts x", "test %", "ORT %", "loss pp", "search s", "evals")
@@ -120,9 +121,7 @@ def main() -> None:
                 progress=True,
             )
             quantized = quantize_fx(model, calibration, clip=allocation.info["clip"], allocation=allocation)
-            accuracy, onnx_accuracy = integer_accuracies(
-                model, quantized, calibration, test, args.limit, method
-            )
+            accuracy, onnx_accuracy = integer_accuracies(quantized, calibration, test, args.limit, method)
             info = allocation.info
             rows[method] = {**info, "torch": accuracy, "onnxruntime": onnx_accuracy}
             cells = (

@@ -34,6 +34,11 @@ def _batches(data: Iterable[torch.Tensor] | Dataset, limit: int | None = None) -
     return batches
 
 
+def analysis_batches(calibration: list[torch.Tensor], images: int = ANALYSIS_IMAGES) -> list[torch.Tensor]:
+    """The first ``images`` calibration images, in batches: what the error analysis runs each layer on."""
+    return list(torch.cat(calibration)[:images].split(128))
+
+
 def allocate(
     model: torch.nn.Module,
     calibration_data: Iterable[torch.Tensor] | Dataset,
@@ -66,8 +71,7 @@ def allocate(
         raise ValueError("allocate needs calibration data; pass a dataset or at least one batch of images")
     started = time.perf_counter()
     if analysis is None:
-        analysis_batches = _batches(torch.cat(calibration)[:ANALYSIS_IMAGES].split(128))
-        analysis = analyze_errors(model, analysis_batches, clip=clip, progress=progress)
+        analysis = analyze_errors(model, analysis_batches(calibration), clip=clip, progress=progress)
     evaluator = AccuracyEvaluator(
         model, calibration, validation_data, clip=clip, limit=validation_limit, criterion=criterion
     )

@@ -9,10 +9,8 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
-
 from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_methods
-from capsnet_nncf_plugin.allocation.allocate import ANALYSIS_IMAGES
+from capsnet_nncf_plugin.allocation.allocate import ANALYSIS_IMAGES, analysis_batches
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
 from capsnet_nncf_plugin.allocation.report import (
@@ -96,9 +94,12 @@ def main(args: argparse.Namespace) -> int:
     calibration = [images for images, _ in iterate_batches(validation, 128, args.calibration)]
     warnings.simplefilter("ignore")
 
-    analysis_batches = torch.cat(calibration)[: args.analysis_images].split(128)
     analysis = analyze_errors(
-        model, analysis_batches, candidate_bits=args.analysis_bits, clip=args.clip, progress=progress
+        model,
+        analysis_batches(calibration, args.analysis_images),
+        candidate_bits=args.analysis_bits,
+        clip=args.clip,
+        progress=progress,
     )
     analysis.save(out / "error_analysis.json")
     plot_sensitivity(out / "sensitivity.png", analysis)
