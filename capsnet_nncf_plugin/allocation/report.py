@@ -118,6 +118,7 @@ def plot_sensitivity(path: Path, analysis: ErrorAnalysis) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    analysis.complete()
     kinds = [k for k in KINDS if any(k in kinds for kinds in analysis.errors.values())]
     figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.8), squeeze=False)
     for axis, kind in zip(axes[0], kinds, strict=True):

@@ -6,6 +6,9 @@ other kind at 16 bits, and run on its cached FP32 inputs; the error is measured 
 cached FP32 output (SQNR in dB and MSE). Only the layer under test runs (the FP32 inputs and outputs of all
 layers come from one pass over the calibration data), so the whole analysis costs about one calibration
 pass per (layer, kind, width).
+
+A lazy analysis (``analyze_errors(..., lazy=True)``) measures each (layer, kind, width) the first time a
+method asks for it: progressive descent reads one width per kind, so it pays for 6 of ShallowCaps' 49.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import copy
 import json
 import math
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,33 +48,71 @@ def sqnr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
     return 10 * math.log10(signal / noise)
 
 
+Measure = Callable[[str, str, int], dict[str, float]]
+
+
 @dataclass
 class ErrorAnalysis:
-    """``errors[layer][kind][bits] = {"sqnr_db": ..., "mse": ...}`` and the layers' order and blocks."""
+    """``errors[layer][kind][bits] = {"sqnr_db": ..., "mse": ...}`` and the layers' order and blocks.
+
+    ``kinds[layer]`` lists the kinds of tensor each layer quantizes. With ``measure`` set (a lazy analysis),
+    the accessors measure a missing entry on first use; ``complete()`` measures all of them.
+    """
 
     layers: list[Layer]
     errors: dict[str, dict[str, dict[int, dict[str, float]]]] = field(default_factory=dict)
     seconds: float = 0.0
+    kinds: dict[str, list[str]] = field(default_factory=dict)
+    candidate_bits: list[int] = field(default_factory=lambda: list(CANDIDATE_BITS))
+    measure: Measure | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, by_kind in self.errors.items():  # an analysis built from finished errors
+            self.kinds.setdefault(name, list(by_kind))
+
+    def error(self, layer: str, kind: str, bits: int) -> dict[str, float]:
+        """The entry of ``(layer, kind, bits)``, measured now if the analysis is lazy and lacks it."""
+        by_bits = self.errors.get(layer, {}).get(kind, {})
+        if bits not in by_bits:
+            if self.measure is None or kind not in self.kinds.get(layer, ()):
+                raise KeyError(f"the error analysis has no entry for {layer} / {kind} / {bits} bits")
+            started = time.perf_counter()
+            entry = self.measure(layer, kind, bits)
+            self.seconds += time.perf_counter() - started
+            self.errors.setdefault(layer, {}).setdefault(kind, {})[bits] = entry
+            return entry
+        return by_bits[bits]
+
+    def complete(self) -> ErrorAnalysis:
+        """Measure every missing (layer, kind, candidate width) and order the widths; returns ``self``."""
+        for name, kinds in self.kinds.items():
+            for kind in kinds:
+                for bits in self.candidate_bits:
+                    self.error(name, kind, bits)
+                self.errors[name][kind] = dict(sorted(self.errors[name][kind].items()))
+        return self
 
     def sqnr(self, layer: str, kind: str, bits: int) -> float:
-        return self.errors[layer][kind][bits]["sqnr_db"]
+        return self.error(layer, kind, bits)["sqnr_db"]
 
     def kinds_of(self, layer: str) -> list[str]:
-        return list(self.errors[layer])
+        return list(self.kinds.get(layer, ()))
 
     def ranking(self, kind: str, bits: int) -> list[str]:
         """Layers having ``kind`` from least to most susceptible at ``bits`` (highest SQNR first)."""
-        names = [layer.name for layer in self.layers if kind in self.errors.get(layer.name, {})]
+        names = [layer.name for layer in self.layers if kind in self.kinds.get(layer.name, ())]
         return sorted(names, key=lambda name: -self.sqnr(name, kind, bits))
 
     def smallest_bits(self, layer: str, kind: str, min_sqnr_db: float, default: int = 8) -> int:
         """The smallest candidate width whose SQNR reaches ``min_sqnr_db`` (``default`` if none does)."""
-        for bits in sorted(self.errors[layer][kind]):
+        for bits in sorted(self.candidate_bits):
             if self.sqnr(layer, kind, bits) >= min_sqnr_db:
                 return min(bits, default)
         return default
 
     def to_dict(self) -> dict:
+        if self.measure is not None:
+            self.complete()
         return {
             "layers": [layer.__dict__ for layer in self.layers],
             "errors": {
@@ -147,10 +189,12 @@ def analyze_errors(
     candidate_bits: Iterable[int] = CANDIDATE_BITS,
     clip: str = "hardware",
     progress: bool = False,
+    lazy: bool = False,
 ) -> ErrorAnalysis:
-    """The error of every (layer, kind, bits) alone, on the layer's output (see the module doc)."""
-    import time
+    """The error of every (layer, kind, bits) alone, on the layer's output (see the module doc).
 
+    ``lazy``: measure nothing but the FP32 pass now, each entry when first asked for.
+    """
     started = time.perf_counter()
     model = model.eval()
     layers = quantizable_layers(model)
@@ -159,19 +203,12 @@ def analyze_errors(
         raise ValueError("analyze_errors needs at least one calibration batch")
     captured = _capture_fp32(model, layers, batches)
     modules = dict(model.named_modules())
-    candidates = sorted(set(candidate_bits))
-    analysis = ErrorAnalysis(layers)
-    jobs = [
-        (layer, kind, bits)
-        for layer in layers
-        for kind in KINDS
-        if kind != "routing" or layer.routing
-        if kind != "weight" or _has_weight(modules[layer.name])
-        for bits in candidates
-    ]
-    for layer, kind, bits in tqdm(jobs, desc="error analysis", disable=not progress, leave=False):
-        inputs, outputs = captured[layer.name]
-        quantized = quantize_alone(modules[layer.name], inputs, _bits_for(kind, bits), clip, layer.fused_relu)
+    by_name = {layer.name: layer for layer in layers}
+
+    def measure(name: str, kind: str, bits: int) -> dict[str, float]:
+        layer = by_name[name]
+        inputs, outputs = captured[name]
+        quantized = quantize_alone(modules[name], inputs, _bits_for(kind, bits), clip, layer.fused_relu)
         with torch.no_grad():
             approximations = [quantized(batch) for batch in inputs]
         approximation = torch.cat([a.dequantize() if a.is_quantized else a for a in approximations])
@@ -179,11 +216,23 @@ def analyze_errors(
         if layer.fused_relu:
             reference = torch.relu(reference)
         error = reference.double() - approximation.double()
-        analysis.errors.setdefault(layer.name, {}).setdefault(kind, {})[bits] = {
-            "sqnr_db": sqnr_db(reference, approximation),
-            "mse": float((error * error).mean()),
-        }
+        return {"sqnr_db": sqnr_db(reference, approximation), "mse": float((error * error).mean())}
+
+    kinds = {
+        layer.name: [
+            kind
+            for kind in KINDS
+            if (kind != "routing" or layer.routing) and (kind != "weight" or _has_weight(modules[layer.name]))
+        ]
+        for layer in layers
+    }
+    candidate_bits = sorted(set(candidate_bits))
+    analysis = ErrorAnalysis(layers, kinds=kinds, candidate_bits=candidate_bits, measure=measure)
     analysis.seconds = time.perf_counter() - started
+    if not lazy:
+        jobs = [(name, kind, bits) for name in kinds for kind in kinds[name] for bits in candidate_bits]
+        for name, kind, bits in tqdm(jobs, desc="error analysis", disable=not progress, leave=False):
+            analysis.error(name, kind, bits)
     return analysis
 
 

@@ -66,6 +66,20 @@ def test_layers_and_error_analysis(setting):
     assert math.isfinite(analysis.sqnr("conv", "weight", 2))
 
 
+def test_a_lazy_analysis_measures_what_is_asked_and_agrees_with_the_full_one(setting):
+    model, calibration, _, full = setting
+    lazy = analyze_errors(model, calibration, lazy=True)
+    assert lazy.errors == {} and lazy.kinds_of("classes") == ["weight", "activation", "routing"]
+    assert lazy.ranking("weight", 4) == full.ranking("weight", 4)
+    assert {name: list(kinds) for name, kinds in lazy.errors.items()} == {
+        "conv": ["weight"],
+        "primary": ["weight"],
+        "classes": ["weight"],
+    }
+    assert lazy.errors["classes"]["weight"] == {4: full.errors["classes"]["weight"][4]}
+    assert lazy.complete().errors == full.errors
+
+
 @pytest.mark.parametrize("method", ["progressive-descent", "error-guided", "block-routing", "qcapsnets"])
 def test_every_method_lowers_bits_within_tolerance(setting, method):
     model, calibration, validation, analysis = setting

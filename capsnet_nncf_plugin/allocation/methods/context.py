@@ -37,7 +37,7 @@ class SearchContext:
         return BitAllocation.uniform([layer.name for layer in self.layers])
 
     def names_with(self, kind: str) -> list[str]:
-        return [layer.name for layer in self.layers if kind in self.analysis.errors.get(layer.name, {})]
+        return [layer.name for layer in self.layers if kind in self.analysis.kinds_of(layer.name)]
 
 
 def set_bits(allocation: BitAllocation, names: list[str], kind: str, bits: int) -> BitAllocation:
