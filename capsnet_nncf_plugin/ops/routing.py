@@ -140,6 +140,11 @@ class _VoteProducts:
         weights = coupling.to(torch.float64).transpose(1, 2).unsqueeze(2)  # [N, J, 1, I]
         return torch.matmul(weights, self.by_output).squeeze(2).to(torch.int64)
 
+    def uniform_sum(self, coupling: torch.Tensor) -> torch.Tensor:
+        """``sum_I c * U`` for one coupling ``c`` shared by every ``(i, j)`` (the first iteration): ``c``
+        times the plain sum, exact (``|sum_I U| < I * 2^15 < 2^53``) and a third of a matrix product."""
+        return self.by_output.sum(dim=2).to(torch.int64) * coupling
+
     def agreement(self, outputs: torch.Tensor) -> torch.Tensor:
         """``sum_D U * V``: ``[N, I, J, D]`` x ``[N, J, D]`` -> ``[N, I, J]``."""
         products = torch.matmul(self.by_output, outputs.to(torch.float64).unsqueeze(-1))  # [N, J, I, 1]
@@ -155,8 +160,13 @@ def routing_int64(votes: torch.Tensor, params: RoutingQuantization) -> torch.Ten
     for iteration in range(params.iterations):
         coupling_bits = params.coupling_bits[iteration]
         pre_exponent = params.pre_exponents[iteration]
-        coupling = softmax_int64(logits, logit_exponent, coupling_bits, dim=2)  # [N, I, J]
-        accumulator = products.coupled_sum(coupling)  # [N, J, D], exponent e_u - bc
+        if iteration == 0:
+            # B_0 = 0: every row's softmax is the same uniform coupling; compute it once.
+            uniform = softmax_int64(logits.new_zeros(1, 1, logits.shape[2]), 0, coupling_bits, dim=2)
+            accumulator = products.uniform_sum(uniform[0, 0, 0])  # [N, J, D], exponent e_u - bc
+        else:
+            coupling = softmax_int64(logits, logit_exponent, coupling_bits, dim=2)  # [N, I, J]
+            accumulator = products.coupled_sum(coupling)
         pre_activation = requantize(
             accumulator,
             pre_exponent - (params.votes_exponent - coupling_bits),
