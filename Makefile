@@ -30,11 +30,11 @@ data: install
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The main job on the bundled zoo model (zoo:shallowcaps-mnist): FP32 accuracy, power-of-two quantization
-# with integer squash and routing, QDQ ONNX in onnxruntime, memory, sizes and latency. 2,000 test images
-# keep it to a few minutes on 2 cores; drop --limit for the full test set.
+# The main job with its defaults on the bundled zoo model (zoo:shallowcaps-mnist): FP32 accuracy, the
+# progressive bit-width search, power-of-two quantization with integer squash and routing, QDQ ONNX in
+# onnxruntime, memory, sizes and latency, on the full test set; under 10 minutes on 2 cores.
 demo: setup
-	$(BIN)/capsq run --limit 2000 --out reports/demo
+	$(BIN)/capsq run --out reports/demo
 
 lint: install
 	$(BIN)/ruff check capsnet_nncf_plugin tests benchmarks
