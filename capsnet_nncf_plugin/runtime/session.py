@@ -12,6 +12,7 @@ import onnx
 import onnxruntime
 import torch
 
+from capsnet_nncf_plugin.export.int4 import widen_int4_weights
 from capsnet_nncf_plugin.runtime.library import library_path
 from capsnet_nncf_plugin.runtime.output_types import declare_output_types
 
@@ -40,6 +41,7 @@ def InferenceSession(
     path_or_bytes: ModelSource,
     sess_options: onnxruntime.SessionOptions | None = None,
     providers: list | tuple | None = None,
+    widen_int4: bool = True,
     **kwargs,
 ) -> onnxruntime.InferenceSession:
     """An ``onnxruntime.InferenceSession`` that can run ``capsnet`` ops, on the CPU provider by default.
@@ -47,10 +49,12 @@ def InferenceSession(
     ``path_or_bytes`` is a model path, serialized model or ``onnx.ModelProto``. The library is registered
     into ``sess_options`` (which are modified, as with :func:`session_options`), and the output dtypes of
     ``capsnet`` nodes that the model does not declare are added (:func:`declare_output_types`) before the
-    model reaches onnxruntime. Other keyword arguments go to ``onnxruntime.InferenceSession``.
+    model reaches onnxruntime. ``widen_int4``: INT4 weights are handed to onnxruntime as INT8 with the same
+    values (the file is not touched; see ``export.int4.widen_int4_weights``), because its CPU provider runs
+    INT4 convolutions in float. Other keyword arguments go to ``onnxruntime.InferenceSession``.
     """
     options = session_options(sess_options)
-    model = _with_declared_output_types(path_or_bytes, options)
+    model = _prepared_model(path_or_bytes, options, widen_int4)
     return onnxruntime.InferenceSession(
         model, sess_options=options, providers=list(providers or _DEFAULT_PROVIDERS), **kwargs
     )
@@ -67,24 +71,29 @@ def _config_entry(options: onnxruntime.SessionOptions, key: str) -> str:
         return ""
 
 
-def _with_declared_output_types(source: ModelSource, options: onnxruntime.SessionOptions) -> str | bytes:
-    """The model as onnxruntime takes it: unchanged if it declares its capsnet output types, else bytes."""
+def _prepared_model(
+    source: ModelSource, options: onnxruntime.SessionOptions, widen_int4: bool
+) -> str | bytes:
+    """The model as onnxruntime takes it: the path or bytes unchanged when nothing needs adding (declared
+    capsnet output types, INT4 weights widened), else the amended model as bytes."""
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(source)
-        declare_output_types(model)
-        return model.SerializeToString()
-    if isinstance(source, bytes):
+    elif isinstance(source, bytes):
         model = onnx.load_model_from_string(source)
-        return model.SerializeToString() if declare_output_types(model) else source
-    path = Path(os.fspath(source))
-    model = onnx.load_model(str(path), load_external_data=False)
-    if not declare_output_types(model):
-        return str(path)
-    # The model now reaches onnxruntime as bytes: external initializers are found relative to this folder.
-    if not _config_entry(options, _EXTERNAL_DATA_FOLDER_KEY):
-        options.add_session_config_entry(_EXTERNAL_DATA_FOLDER_KEY, str(path.resolve().parent))
-    return model.SerializeToString()
+    else:
+        model = onnx.load_model(os.fspath(source), load_external_data=False)
+    changed = declare_output_types(model)
+    changed = (widen_int4 and widen_int4_weights(model) > 0) or changed
+    if isinstance(source, onnx.ModelProto) or changed:
+        if not isinstance(source, bytes | onnx.ModelProto) and not _config_entry(
+            options, _EXTERNAL_DATA_FOLDER_KEY
+        ):
+            # The model reaches onnxruntime as bytes: external initializers are found relative to this folder.
+            folder = str(Path(os.fspath(source)).resolve().parent)
+            options.add_session_config_entry(_EXTERNAL_DATA_FOLDER_KEY, folder)
+        return model.SerializeToString()
+    return source if isinstance(source, bytes) else os.fspath(source)
 
 
 class OnnxClassifier:

@@ -29,12 +29,14 @@ def _quiet():
         yield
 
 
-def run_onnx(path, images: torch.Tensor, level: str = "unoptimized", optimized_path=None) -> np.ndarray:
+def run_onnx(
+    path, images: torch.Tensor, level: str = "unoptimized", optimized_path=None, widen_int4: bool = True
+) -> np.ndarray:
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = LEVELS[level]
     if optimized_path is not None:
         options.optimized_model_filepath = str(optimized_path)
-    session = InferenceSession(str(path), sess_options=options)
+    session = InferenceSession(str(path), sess_options=options, widen_int4=widen_int4)
     return session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
 
 
@@ -103,6 +105,22 @@ def test_weights_of_at_most_4_bits_are_int4(tmp_path):
         assert len(tensor.raw_data) == (codes.size + 1) // 2  # two codes per byte
     int8 = export_onnx(quantize_fx(tiny_capsnet(), [tiny_images(16)]), images[:2], tmp_path / "int8.onnx")
     assert exported.size_bytes < int8.size_bytes
+
+
+@pytest.mark.parametrize("level", sorted(LEVELS))
+def test_int4_weights_run_widened_to_int8_with_the_same_outputs_and_fused(tmp_path, level):
+    quantized, images = quantized_tiny(weight_bits=3)
+    exported = export_onnx(quantized, images[:2], tmp_path / "tiny.onnx")
+    as_stored = run_onnx(exported.path, images, level, tmp_path / "int4.onnx", widen_int4=False)
+    widened = run_onnx(exported.path, images, level, tmp_path / "int8.onnx")
+    np.testing.assert_array_equal(widened, as_stored)
+    if level == "unoptimized":
+        np.testing.assert_array_equal(widened, quantized(images).numpy())
+    else:  # onnxruntime has no INT4 convolution: only the widened weights reach QLinearConv
+        assert op_counts(onnx.load(tmp_path / "int4.onnx"))["QLinearConv"] == 0
+        assert op_counts(onnx.load(tmp_path / "int8.onnx"))["QLinearConv"] == 2
+    stored = onnx.load(exported.path).graph.initializer  # the file itself is untouched: still INT4
+    assert any(t.data_type == onnx.TensorProto.INT4 for t in stored)
 
 
 def test_batch_is_dynamic(tmp_path):
