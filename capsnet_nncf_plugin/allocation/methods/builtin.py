@@ -13,5 +13,8 @@ BUILTIN_METHODS = {
     "qcapsnets": qcapsnets,
 }
 
-#: The method ``allocate`` and ``capsq quantize`` use unless told otherwise.
-DEFAULT_METHOD = "progressive-descent"
+#: The method ``allocate``, ``capsq quantize`` and ``capsq run`` use unless told otherwise. On
+#: ``shallowcaps-mnist`` (docs/results.md) it matched progressive descent's weight reduction (10.64x vs
+#: 10.66x), beat its activation reduction (5.93x vs 5.05x) and accuracy (-0.00 vs -0.05 pp) with 4
+#: evaluations instead of 14.
+DEFAULT_METHOD = "error-guided"
