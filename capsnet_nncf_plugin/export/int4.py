@@ -36,14 +36,19 @@ def store_int4_weights(model: onnx.ModelProto) -> int:
         )
         graph.initializer[index].CopyFrom(packed)
         converted[initializer.name] = index
+    _retyped(graph, set(converted))
+    return len(converted)
+
+
+def _retyped(graph: onnx.GraphProto, names: set[str]) -> None:
+    """After initializers ``names`` changed type: drop their DequantizeLinear zero points (whose type must
+    match; 0 is the default) and the type annotations that would now contradict them."""
     for node in graph.node:
-        if node.op_type == "DequantizeLinear" and node.input[0] in converted and len(node.input) > 2:
+        if node.op_type == "DequantizeLinear" and node.input[0] in names and len(node.input) > 2:
             del node.input[2]
-    # Type annotations the exporter wrote for the int8 buffers would now contradict the initializers.
-    stale = [value for value in graph.value_info if value.name in converted]
+    stale = [value for value in graph.value_info if value.name in names]
     for value in stale:
         graph.value_info.remove(value)
-    return len(converted)
 
 
 def widen_int4_weights(model: onnx.ModelProto) -> int:
@@ -63,10 +68,5 @@ def widen_int4_weights(model: onnx.ModelProto) -> int:
         values = numpy_helper.to_array(initializer).astype(np.int8)
         graph.initializer[index].CopyFrom(numpy_helper.from_array(values, initializer.name))
         widened.add(initializer.name)
-    for node in graph.node:  # an INT4 zero point would no longer match its INT8 input: 0 is the default
-        if node.op_type == "DequantizeLinear" and node.input[0] in widened and len(node.input) > 2:
-            del node.input[2]
-    stale = [value for value in graph.value_info if value.name in widened]
-    for value in stale:
-        graph.value_info.remove(value)
+    _retyped(graph, widened)
     return len(widened)
