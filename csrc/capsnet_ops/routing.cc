@@ -102,6 +102,65 @@ void CheckRoutingBounds(const RoutingFormat& format, int64_t inputs, int64_t cap
   }
 }
 
+namespace {
+
+/// Whether every partial sum of `terms` products of magnitudes below 2^a and 2^b fits an int32.
+bool Fits32(int64_t terms, int64_t a_bits, int64_t b_bits) {
+  return Wide{terms} * (Wide{1} << a_bits) * (Wide{1} << b_bits) < (Wide{1} << 31);
+}
+
+/// acc[j, d] += c[j] * u[j, d] for one input capsule: the inner step of sum_i C U. `Acc` is int32 where
+/// the format's bound allows it, which AVX2 multiplies eight lanes at a time (int64 products have no
+/// AVX2 instruction). Cloned for AVX2 and the baseline; the loader picks the one the CPU runs.
+template <typename T, typename Acc>
+__attribute__((target_clones("avx2", "default"))) void CoupleInput(const T* u, const int64_t* c, Acc* acc,
+                                                                   int64_t outputs, int64_t capsule_dim) {
+  for (int64_t j = 0; j < outputs; ++j) {
+    const Acc weight = static_cast<Acc>(c[j]);
+    Acc* row = acc + j * capsule_dim;
+    const T* vote = u + j * capsule_dim;
+    for (int64_t d = 0; d < capsule_dim; ++d) row[d] += weight * static_cast<Acc>(vote[d]);
+  }
+}
+
+/// a[j] = sum_d u[j, d] v[j, d] for one input capsule: its agreement with every routed capsule.
+template <typename T, typename Acc>
+__attribute__((target_clones("avx2", "default"))) void Agree(const T* u, const Acc* v, int64_t* agreement,
+                                                             int64_t outputs, int64_t capsule_dim) {
+  for (int64_t j = 0; j < outputs; ++j) {
+    const T* vote = u + j * capsule_dim;
+    const Acc* routed = v + j * capsule_dim;
+    Acc sum = 0;
+    for (int64_t d = 0; d < capsule_dim; ++d) sum += static_cast<Acc>(vote[d]) * routed[d];
+    agreement[j] = static_cast<int64_t>(sum);
+  }
+}
+
+/// sum_i U[i] over all input capsules into `accumulator` (int64), accumulating in `Acc`.
+template <typename T, typename Acc>
+__attribute__((target_clones("avx2", "default"))) void SumInputs(const T* votes, int64_t inputs,
+                                                                 int64_t capsule_values, Acc* sums) {
+  for (int64_t k = 0; k < capsule_values; ++k) sums[k] = 0;
+  for (int64_t i = 0; i < inputs; ++i) {
+    const T* vote = votes + i * capsule_values;
+    for (int64_t k = 0; k < capsule_values; ++k) sums[k] += static_cast<Acc>(vote[k]);
+  }
+}
+
+/// sum_i C U over all input capsules into `accumulator` (int64), accumulating in `Acc`.
+template <typename T, typename Acc>
+void Pre(const T* votes, const int64_t* coupling, int64_t inputs, int64_t outputs, int64_t capsule_dim,
+         std::vector<Acc>& scratch, int64_t* accumulator) {
+  const int64_t capsule_values = outputs * capsule_dim;
+  scratch.assign(static_cast<size_t>(capsule_values), 0);
+  for (int64_t i = 0; i < inputs; ++i) {
+    CoupleInput(votes + i * capsule_values, coupling + i * outputs, scratch.data(), outputs, capsule_dim);
+  }
+  for (int64_t k = 0; k < capsule_values; ++k) accumulator[k] = static_cast<int64_t>(scratch[k]);
+}
+
+}  // namespace
+
 template <typename T>
 void RouteSample(const T* votes, int64_t inputs, int64_t outputs, int64_t capsule_dim, const RoutingFormat& format,
                  RoutingWorkspace& workspace, int64_t* out) {
@@ -111,33 +170,46 @@ void RouteSample(const T* votes, int64_t inputs, int64_t outputs, int64_t capsul
   workspace.coupling.resize(static_cast<size_t>(couplings));
   workspace.accumulator.resize(static_cast<size_t>(capsule_values));
   workspace.pre.resize(static_cast<size_t>(capsule_values));
+  workspace.agreement.resize(static_cast<size_t>(outputs));
+  workspace.routed32.resize(static_cast<size_t>(capsule_values));
   int64_t* const logits = workspace.logits.data();
   int64_t* const coupling = workspace.coupling.data();
   int64_t* const accumulator = workspace.accumulator.data();
   int64_t* const pre = workspace.pre.data();
+  int64_t* const agreement = workspace.agreement.data();
   const int votes_exponent = static_cast<int>(format.votes_exponent);
+  const int64_t vote_magnitude_bits = format.votes_bits - 1;
   int logit_exponent = 0;  // B_0 = 0: its softmax is uniform whatever the exponent
 
   for (int64_t t = 0; t < format.iterations; ++t) {
     const int coupling_bits = static_cast<int>(format.coupling_bits[t]);
     const int pre_exponent = static_cast<int>(format.pre_exponents[t]);
     const int out_bits = static_cast<int>(format.out_bits[t]);
-    // 1. Couple: C_t = softmax over J of each input capsule's logits.
-    for (int64_t i = 0; i < inputs; ++i) {
-      SoftmaxVector(logits + i * outputs, coupling + i * outputs, outputs, logit_exponent, coupling_bits);
-    }
-    // 2. Pre-activate: sum_i C U at exponent e_u - bc, then one rounding shift to pre_exponents[t].
-    for (int64_t k = 0; k < capsule_values; ++k) accumulator[k] = 0;
-    for (int64_t i = 0; i < inputs; ++i) {
-      const T* vote = votes + i * capsule_values;
-      const int64_t* c = coupling + i * outputs;
-      for (int64_t j = 0; j < outputs; ++j) {
-        const int64_t weight = c[j];
-        int64_t* acc = accumulator + j * capsule_dim;
-        const T* u = vote + j * capsule_dim;
-        for (int64_t d = 0; d < capsule_dim; ++d) acc[d] += weight * static_cast<int64_t>(u[d]);
+    if (t == 0) {
+      // B_0 = 0 couples every input capsule alike (C_0[i, j] = c[j]), so sum_i C U = c[j] sum_i U[i, j]:
+      // the same integers, with one softmax and additions only.
+      SoftmaxVector(logits, coupling, outputs, logit_exponent, coupling_bits);
+      if (Fits32(inputs, vote_magnitude_bits, 0)) {
+        workspace.sums32.resize(static_cast<size_t>(capsule_values));
+        SumInputs(votes, inputs, capsule_values, workspace.sums32.data());
+        for (int64_t k = 0; k < capsule_values; ++k) accumulator[k] = workspace.sums32[k];
+      } else {
+        SumInputs(votes, inputs, capsule_values, accumulator);
+      }
+      for (int64_t k = 0; k < capsule_values; ++k) accumulator[k] *= coupling[k / capsule_dim];
+    } else {
+      // 1. Couple: C_t = softmax over J of each input capsule's logits.
+      for (int64_t i = 0; i < inputs; ++i) {
+        SoftmaxVector(logits + i * outputs, coupling + i * outputs, outputs, logit_exponent, coupling_bits);
+      }
+      // 2. Pre-activate: sum_i C U at exponent e_u - bc (int32 wherever its bound allows).
+      if (Fits32(inputs, coupling_bits, vote_magnitude_bits)) {
+        Pre(votes, coupling, inputs, outputs, capsule_dim, workspace.sums32, accumulator);
+      } else {
+        Pre(votes, coupling, inputs, outputs, capsule_dim, workspace.sums64, accumulator);
       }
     }
+    // ... then one rounding shift to pre_exponents[t].
     const int pre_shift = pre_exponent - (votes_exponent - coupling_bits);
     const int pre_bits = static_cast<int>(format.pre_bits[t]);
     for (int64_t k = 0; k < capsule_values; ++k) pre[k] = RequantizeSigned(accumulator[k], pre_shift, pre_bits);
@@ -155,15 +227,20 @@ void RouteSample(const T* votes, int64_t inputs, int64_t outputs, int64_t capsul
     const int64_t agreement_scale = int64_t{1} << (agreement_exponent - finer);
     const int new_exponent = static_cast<int>(format.logit_exponents[t]);
     const int new_bits = static_cast<int>(format.logit_bits[t]);
+    const bool agree32 = Fits32(capsule_dim, vote_magnitude_bits, out_bits - 1);
+    if (agree32) {
+      for (int64_t k = 0; k < capsule_values; ++k) workspace.routed32[k] = static_cast<int32_t>(out[k]);
+    }
     for (int64_t i = 0; i < inputs; ++i) {
       const T* vote = votes + i * capsule_values;
+      if (agree32) {
+        Agree(vote, workspace.routed32.data(), agreement, outputs, capsule_dim);
+      } else {
+        Agree(vote, out, agreement, outputs, capsule_dim);  // |A| <= D 2^(bu-1) 2^(bv-1) <= 2^36
+      }
       for (int64_t j = 0; j < outputs; ++j) {
-        const T* u = vote + j * capsule_dim;
-        const int64_t* v = out + j * capsule_dim;
-        int64_t agreement = 0;  // |A| <= D 2^(bu-1) 2^(bv-1) <= 2^36
-        for (int64_t d = 0; d < capsule_dim; ++d) agreement += static_cast<int64_t>(u[d]) * v[d];
         int64_t& logit = logits[i * outputs + j];
-        const int64_t exact_sum = logit * logit_scale + agreement * agreement_scale;
+        const int64_t exact_sum = logit * logit_scale + agreement[j] * agreement_scale;
         logit = RequantizeSigned(exact_sum, new_exponent - finer, new_bits);
       }
     }

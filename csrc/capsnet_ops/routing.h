@@ -37,6 +37,10 @@ struct RoutingWorkspace {
   std::vector<int64_t> coupling;     // C_t [I, J]
   std::vector<int64_t> accumulator;  // sum_i C U [J, D]
   std::vector<int64_t> pre;          // S_t [J, D]
+  std::vector<int64_t> agreement;    // A_t[i, :] [J]
+  std::vector<int32_t> routed32;     // V_t [J, D], when the agreement fits int32
+  std::vector<int32_t> sums32;       // sum_i C U [J, D], when it fits int32
+  std::vector<int64_t> sums64;       // sum_i C U [J, D], otherwise
 };
 
 /// Route the votes [I, J, D] of one sample (validated: values within the signed votes_bits range, shape

@@ -235,3 +235,15 @@ def test_routing_every_iteration_count(ort_ops):
         assert_bit_exact(
             ort_ops.run(ort_ops.routing_model(np.int16, params), votes), reference_routing(votes, params)
         )
+
+
+@pytest.mark.parametrize("inputs", [2**16 - 1, 2**16 + 2**10])
+def test_routing_at_the_int32_accumulator_boundary(ort_ops, inputs):
+    """sum_i C U of 8-bit votes and 8-bit couplings (C = 255 for a single output capsule) provably fits
+    int32 for I < 2^16, where the kernel accumulates in int32; at I = 2^16 + 2^10 it reaches
+    -66560 * 255 * 128 < -2^31 and must be accumulated in int64. Both sides, at the extreme vote -128."""
+    params = RoutingQuantization(2, -6, 8, (8, 8), (3, 3), (16, 16), (8, 8), (-10,), (8,))
+    votes = np.full((1, inputs, 1, 2), -128, dtype=np.int8)
+    expected = reference_routing(votes, params)
+    assert (expected < 0).all()  # a wrapped int32 sum would come out positive
+    assert_bit_exact(ort_ops.run(ort_ops.routing_model(np.int8, params), votes), expected)
