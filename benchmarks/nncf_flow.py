@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="zoo:NAME or a checkpoint (repeatable)")
     parser.add_argument("--dataset", default=None, help="dataset of a checkpoint without metadata")
     parser.add_argument("--allocation", default=None, help="a BitAllocation JSON to compare as well")
+    parser.add_argument(
+        "--no-uniform", action="store_true", help="with --allocation: only the allocation rows"
+    )
     parser.add_argument("--clip", default="minmax", help="clipping of points NNCF does not calibrate")
     parser.add_argument("--limit", type=int, default=None, help="test images (default: all)")
     parser.add_argument("--calibration", type=int, default=512, help="validation images for calibration")
@@ -61,7 +64,8 @@ def main() -> None:
         header = f"{'flow':<30}{'torch %':>9}{'delta pp':>10}{'ORT %':>8}{'identical %':>13}"
         print(f"{header}{'weights x':>11}{'acts x':>8}{'seconds':>9}")
         print(f"{'FP32':<30}{fp32:>9.2f}")
-        variants = [("uniform 8-bit", None)] + ([("allocation", allocation)] if allocation else [])
+        variants = [] if args.no_uniform and allocation else [("uniform 8-bit", None)]
+        variants += [("allocation", allocation)] if allocation else []
         for label, bits in variants:
             for flow in ("fx", "nncf"):
                 started = time.perf_counter()

@@ -8,7 +8,7 @@ plugin's observed routing modules read them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,10 +70,14 @@ class LayerBits:
     routing: RoutingBits = field(default_factory=RoutingBits)
 
 
+#: A weight clipping mode, or a function of the weight bit-width that returns one.
+WeightClip = str | Callable[[int], str]
+
+
 def make_qconfig(
     bits: LayerBits,
     clip: str = "hardware",
-    weight_clip: str = "mse",
+    weight_clip: WeightClip = "mse",
     weight_observer: type | None = None,
     activation_observer: type | None = None,
 ) -> QConfig:
@@ -87,6 +91,8 @@ def make_qconfig(
         raise ValueError(f"clip must be one of {', '.join(CLIP_MODES)}, got {clip!r}")
     check_bits(bits.weight, "weight_bits")
     check_bits(bits.activation, "activation_bits")
+    if callable(weight_clip):
+        weight_clip = weight_clip(bits.weight)
     weight = (weight_observer or PowerOfTwoPerChannelObserver).with_args(
         bits=bits.weight, clip=weight_clip, reservoir_size=None, signed=True, ch_axis=0
     )
@@ -109,7 +115,7 @@ def get_capsnet_qconfig_mapping(
     routing_bits: int | RoutingBits = 8,
     clip: str = "hardware",
     allocation: Any = None,
-    weight_clip: str = "mse",
+    weight_clip: WeightClip = "mse",
     weight_observer: type | None = None,
     activation_observer: type | None = None,
 ) -> QConfigMapping:
@@ -117,7 +123,8 @@ def get_capsnet_qconfig_mapping(
 
     ``allocation`` (a ``BitAllocation`` or a mapping ``module name -> LayerBits``/dict) overrides the uniform
     bits per module name. Every other op stays float: it sits between quantized modules, which carry the
-    quantization points. ``weight_observer``/``activation_observer``: observer classes (see ``make_qconfig``).
+    quantization points. ``weight_clip``: a clipping mode, or a function of each layer's weight bit-width
+    returning one. ``weight_observer``/``activation_observer``: observer classes (see ``make_qconfig``).
     """
     routing = routing_bits if isinstance(routing_bits, RoutingBits) else RoutingBits.from_dict(routing_bits)
     observers = {"weight_observer": weight_observer, "activation_observer": activation_observer}

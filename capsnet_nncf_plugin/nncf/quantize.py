@@ -40,8 +40,19 @@ from capsnet_nncf_plugin.nncf.metatypes import register_capsule_metatypes
 from capsnet_nncf_plugin.nncf.quantizer import PowerOfTwoSymmetricQuantizer, use_power_of_two_quantizers
 from capsnet_nncf_plugin.observers import PowerOfTwoObserver
 from capsnet_nncf_plugin.observers.fixed_range_observer import FixedRangeObserver
+from capsnet_nncf_plugin.observers.integer_format import quant_range
 
 LOGGER = logging.getLogger(__name__)
+
+#: The width NNCF calibrates its quantizers for: its ranges are min/max statistics (preset ``performance``)
+#: chosen for 8 bits. A point an allocation narrows below it takes the plugin's width-aware clip rule
+#: instead (``capsnet.clip`` for activations, ``mse`` for weights), as in the FX flow.
+NNCF_CALIBRATION_BITS = 8
+
+
+def keeps_nncf_range(bits: int) -> bool:
+    """Whether a quantization point of this width keeps the range NNCF calibrated."""
+    return bits >= NNCF_CALIBRATION_BITS
 
 
 @dataclass
@@ -108,8 +119,9 @@ def quantize_with_report(
         capsnet.routing_bits,
         clip=capsnet.clip,
         allocation=allocation,
-        # NNCF's weight ranges are the per-channel maxima; the minmax rule rounds them as NNCF's PoT does.
-        weight_clip="minmax",
+        # NNCF's weight ranges are the per-channel maxima (the minmax rule rounds them as NNCF's PoT does);
+        # narrower weights take the plugin's width-aware rule, as in the FX flow.
+        weight_clip=lambda bits: "minmax" if keeps_nncf_range(bits) else "mse",
     )
     prepared = prepare_capsnet_fx(float_model, mapping, batches[0])
     calibrate(prepared, batches, progress)
@@ -122,7 +134,7 @@ def quantize_with_report(
             activation_bits[quantizer] = max(activation_bits.get(quantizer, 0), observers[observer_name].bits)
     transferred = {name: " + ".join(names) for name, names in sources.items()}
     integer_model = convert_capsnet_fx(prepared)
-    _apply_bits_to_nncf(quantizers, activation_bits, weights, integer_model)
+    _apply_formats_to_nncf(quantizers, activation_bits, weights, integer_model, sources, observers)
     for name in unmatched:
         LOGGER.warning("NNCF quantizer %s has no counterpart in the integer model; it is not used", name)
     return NNCFQuantization(integer_model, nncf_model, allocation, transferred, unmatched)
@@ -260,6 +272,8 @@ def _transfer_ranges(
     nncf_signatures = {n: _signature(t) for n, t in recorded.items() if isinstance(t, torch.Tensor)}
     sources = _pair(signatures, nncf_signatures)
     for name, quantizer_names in sources.items():
+        if not keeps_nncf_range(observers[name].bits):
+            continue  # narrowed by the allocation: the plugin's clip rule for its width (module doc)
         top = max(float(quantizers[q].range_max.detach().abs().max()) for q in quantizer_names)
         observer = observers[name]
         observer.adopt_range(-top if observer.signed else 0.0, top)
@@ -294,16 +308,41 @@ def _pair(observed: dict[str, torch.Tensor], nncf: dict[str, torch.Tensor]) -> d
     return sources
 
 
-def _apply_bits_to_nncf(
+def _apply_formats_to_nncf(
     quantizers: dict[str, BaseQuantizer],
     activation_bits: dict[BaseQuantizer, int],
     weights: dict[str, str],
     integer_model: torch.nn.Module,
+    sources: dict[str, list[str]],
+    observers: dict[str, PowerOfTwoObserver],
 ) -> None:
-    """The integer model's bit-widths onto NNCF's quantizers: activations by pairing, weights by parameter."""
+    """The integer model's formats onto NNCF's quantizers, so that both models quantize alike: bits
+    everywhere (activations by pairing, weights by parameter), and the plugin's ranges where the
+    allocation narrowed a point below the width NNCF calibrated for."""
     for quantizer, bits in activation_bits.items():
         quantizer.num_bits = bits
-    weight_bits = {p.name: p.bits for p in quantization_points(integer_model) if p.kind == "weight"}
+    for name, quantizer_names in sources.items():
+        if not keeps_nncf_range(observers[name].bits):
+            exponent = int(torch.log2(observers[name].calculate_qparams()[0]).round().reshape(-1)[0])
+            for quantizer_name in quantizer_names:
+                _set_exponents(quantizers[quantizer_name], [exponent])
+    points = {p.name: p for p in quantization_points(integer_model) if p.kind == "weight"}
     for quantizer_name, parameter in weights.items():
-        if parameter in weight_bits:
-            quantizers[quantizer_name].num_bits = weight_bits[parameter]
+        point = points.get(parameter)
+        if point is None:
+            continue
+        quantizer = quantizers[quantizer_name]
+        quantizer.num_bits = point.bits
+        if not keeps_nncf_range(point.bits):
+            exponents = point.exponent if isinstance(point.exponent, tuple) else (point.exponent,)
+            _set_exponents(quantizer, list(exponents))
+
+
+def _set_exponents(quantizer: BaseQuantizer, exponents: list[int]) -> None:
+    """Give an NNCF power-of-two quantizer the range whose step is ``2**exponent`` (per channel)."""
+    # The top of the range whose minmax power-of-two step (PowerOfTwoSymmetricQuantizer.exponents) is 2^e.
+    high = quant_range(quantizer.num_bits, quantizer.signed)[1]
+    steps = torch.tensor([2.0**exponent for exponent in exponents], dtype=torch.float32)
+    top = (steps * high).expand(quantizer.range_max.numel()).reshape(quantizer.scale_shape)
+    storage = quantizer._scale_param_storage  # NNCF keeps the range there (as its log, if so configured)
+    quantizer.scale = torch.nn.Parameter(top.to(storage.device), requires_grad=storage.requires_grad)

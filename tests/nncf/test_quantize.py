@@ -99,14 +99,38 @@ def test_allocation_bits_reach_both_models_and_memory_equals_the_fx_flow(tmp_pat
     allocation = BitAllocation.uniform(names, weight=6, activation=7, routing=6).with_layer("conv", weight=4)
     path = allocation.save(tmp_path / "allocation.json")
     config = {"subset_size": 32, "capsnet": {"allocation": str(path)}}
-    result = quantize_with_report(tiny_capsnet(), calibration(), config)
-    fx_model = quantize_fx(tiny_capsnet(), calibration(), allocation=allocation)
+
+    def outlier_capsnet():  # one weight 3x its channel's largest: minmax and mse ranges differ at 4 bits
+        model = tiny_capsnet()
+        with torch.no_grad():
+            model.conv.weight[0, 0, 0, 0] = 3 * model.conv.weight[0].abs().max()
+        return model
+
+    result = quantize_with_report(outlier_capsnet(), calibration(), config)
+    fx_model = quantize_fx(outlier_capsnet(), calibration(), allocation=allocation)
     memory = [(p.name, p.kind, p.bits, p.elements_per_sample) for p in quantization_points(result.model)]
     assert memory == [(p.name, p.kind, p.bits, p.elements_per_sample) for p in quantization_points(fx_model)]
-    bits = {name: q.num_bits for name, q in nncf_quantizers(result.nncf_model).items()}
+    quantizers = nncf_quantizers(result.nncf_model)
+    bits = {name: q.num_bits for name, q in quantizers.items()}
     assert bits["pre_hooks.conv/conv2d/0__1.0"] == 4
     assert bits["pre_hooks.primary/conv/conv2d/0__1.0"] == 6
     assert bits["post_hooks.primary/conv/conv2d/0__0.0"] == 7
+    # Below NNCF's 8-bit calibration width the plugin's width-aware rules decide the ranges, as in the FX
+    # flow (weights: mse; NNCF changed biases only, so the weight exponents are the FX flow's), and NNCF's
+    # quantizers take the same formats: both models quantize every tensor alike.
+    points = {p.name: p for p in quantization_points(result.model)}
+    fx_points = {p.name: p for p in quantization_points(fx_model)}
+    for hook, point in (
+        ("pre_hooks.conv/conv2d/0__1.0", "conv.weight"),
+        ("pre_hooks.primary/conv/conv2d/0__1.0", "primary.conv.weight"),
+    ):
+        assert tuple(quantizers[hook].exponents().tolist()) == points[point].exponent
+        assert points[point].exponent == fx_points[point].exponent
+    for observer, point in (
+        ("activation_post_process_1", "conv.output"),
+        ("primary.pre_observer", "primary.pre_squash"),
+    ):
+        assert int(quantizers[result.transferred[observer]].exponents()[0]) == points[point].exponent
 
 
 def test_nncf_result_exports_and_runs_in_onnxruntime_bit_for_bit(report, tmp_path):
