@@ -1,0 +1,82 @@
+"""onnxruntime against the torch integer model: bit-exact parity, unoptimised and fully optimised.
+
+    python benchmarks/ort_parity.py                                   # every zoo model, 8 bits, full test set
+    python benchmarks/ort_parity.py --model zoo:deepcaps-mnist --allocation runs/q/allocation.json
+    python benchmarks/ort_parity.py --model runs/x/best.pt --limit 2000
+
+Each model is quantized with the FX flow (uniform 8 bits, or ``--allocation``), exported with
+``export_onnx`` and run in onnxruntime with the custom-op library twice: with graph optimisations
+disabled (every Q/DQ and float op as written: the scores must equal torch's bit for bit) and with all
+optimisations on (QLinearConv and friends fused). Columns: accuracy in torch and in onnxruntime, the
+share of images whose scores are bit-identical, the share with the same top-1 class, and the largest
+score difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnxruntime
+
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.data import load_dataset
+from capsnet_nncf_plugin.evaluation import compare_classifiers, iterate_batches
+from capsnet_nncf_plugin.export import export_onnx
+from capsnet_nncf_plugin.fx import quantize_fx
+from capsnet_nncf_plugin.models import available_pretrained, open_checkpoint
+from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
+
+LEVELS = {
+    "disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", action="append", help="zoo:NAME or a checkpoint (repeatable)")
+    parser.add_argument("--dataset", default=None, help="dataset of a checkpoint without metadata")
+    parser.add_argument("--allocation", default=None, help="a BitAllocation JSON instead of 8 bits")
+    parser.add_argument("--limit", type=int, default=None, help="test images (default: all)")
+    parser.add_argument("--calibration", type=int, default=512, help="validation images for calibration")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    references = args.model or [f"zoo:{name}" for name in available_pretrained()]
+    if not references:
+        raise SystemExit("the zoo is empty; pass --model CHECKPOINT")
+    allocation = None if args.allocation is None else BitAllocation.load(args.allocation)
+    print(f"{'model':<28} {'ORT optimisations':<18}{'torch %':>9}{'ORT %':>8}", end="")
+    print(f"{'identical %':>13}{'same top-1 %':>14}{'max |diff|':>12}")
+    for reference in references:
+        checkpoint = open_checkpoint(reference)
+        checkpoint.model.without_decoder()
+        dataset = args.dataset or checkpoint.metadata["dataset"]
+        test = load_dataset(dataset, "test")
+        calibration = [
+            images for images, _ in iterate_batches(load_dataset(dataset, "val"), 128, args.calibration)
+        ]
+        model = quantize_fx(checkpoint.model, calibration, allocation=allocation)
+        with tempfile.TemporaryDirectory() as folder:
+            exported = export_onnx(model, calibration[0][:2], Path(folder) / "model.onnx")
+            for level, setting in LEVELS.items():
+                options = onnxruntime.SessionOptions()
+                options.graph_optimization_level = setting
+                session = OnnxClassifier(InferenceSession(str(exported.path), sess_options=options))
+                agreement = compare_classifiers(
+                    model, session, test, limit=args.limit, progress=True, description=level
+                )
+                print(
+                    f"{reference:<28} {level:<18}{agreement.reference_accuracy:>9.2f}"
+                    f"{agreement.candidate_accuracy:>8.2f}{agreement.identical_outputs:>13.2f}"
+                    f"{agreement.same_top1:>14.2f}{agreement.max_abs_difference:>12.3g}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
