@@ -11,7 +11,9 @@ result is the same integer model the FX flow builds (same modules, same ``quanti
 2. NNCF's parameters (bias-corrected) go back into a float copy, which ``prepare_fx`` prepares with the
    allocation's bits and the plugin's observers calibrate on the same samples;
 3. each NNCF activation quantizer is paired with the observer that saw the same tensor (equal values on a
-   probe batch), which adopts NNCF's range; NNCF's quantizers take the allocation's bits in turn;
+   probe batch), which adopts NNCF's range, except where the allocation narrows the point below the
+   8 bits NNCF calibrated for (``NNCF_CALIBRATION_BITS``); NNCF's quantizers take the integer model's
+   bits, and those narrowed ranges, in turn;
 4. ``convert_fx`` gives the integer model. Points NNCF does not quantize (the routing tensors b and s
    inside the integer routing op) keep the plugin's calibration with the ``capsnet.clip`` rule.
 """
