@@ -19,13 +19,13 @@ import time
 import warnings
 from pathlib import Path
 
+from zoo_models import add_model_arguments, benchmark_models
+
 from capsnet_nncf_plugin.allocation import memory_report
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
-from capsnet_nncf_plugin.data import load_dataset
-from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
+from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy
 from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
-from capsnet_nncf_plugin.models import available_pretrained, open_checkpoint
 from capsnet_nncf_plugin.nncf import quantize
 from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
 
@@ -36,30 +36,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", action="append", help="zoo:NAME or a checkpoint (repeatable)")
-    parser.add_argument("--dataset", default=None, help="dataset of a checkpoint without metadata")
     parser.add_argument("--allocation", default=None, help="a BitAllocation JSON to compare as well")
     parser.add_argument(
         "--no-uniform", action="store_true", help="with --allocation: only the allocation rows"
     )
     parser.add_argument("--clip", default="minmax", help="clipping of points NNCF does not calibrate")
-    parser.add_argument("--limit", type=int, default=None, help="test images (default: all)")
-    parser.add_argument("--calibration", type=int, default=512, help="validation images for calibration")
+    add_model_arguments(parser)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    references = args.model or [f"zoo:{name}" for name in available_pretrained()]
-    if not references:
-        raise SystemExit("the zoo is empty; pass --model CHECKPOINT")
     allocation = None if args.allocation is None else BitAllocation.load(args.allocation)
-    for reference in references:
-        checkpoint = open_checkpoint(reference)
-        checkpoint.model.without_decoder()
-        dataset = args.dataset or checkpoint.metadata["dataset"]
-        test = load_dataset(dataset, "test")
-        calibration = [
-            images for images, _ in iterate_batches(load_dataset(dataset, "val"), 128, args.calibration)
-        ]
-        fp32 = evaluate_accuracy(checkpoint.model, test, limit=args.limit, progress=True, description="fp32")
+    for zoo_model in benchmark_models(args):
+        reference, fp32_model, dataset = zoo_model.reference, zoo_model.model, zoo_model.dataset
+        test, calibration = zoo_model.test, zoo_model.calibration
+        fp32 = evaluate_accuracy(fp32_model, test, limit=args.limit, progress=True, description="fp32")
         print(f"\n{reference} on {dataset} test ({args.limit or len(test)} images)")
         header = f"{'flow':<30}{'torch %':>9}{'delta pp':>10}{'ORT %':>8}{'identical %':>13}"
         print(f"{header}{'weights x':>11}{'acts x':>8}{'seconds':>9}")
@@ -70,13 +59,13 @@ def main() -> None:
             for flow in ("fx", "nncf"):
                 started = time.perf_counter()
                 if flow == "fx":
-                    model = quantize_fx(checkpoint.model, calibration, clip=args.clip, allocation=bits)
+                    model = quantize_fx(fp32_model, calibration, clip=args.clip, allocation=bits)
                 else:
                     section = {"clip": args.clip}
                     if bits is not None:
                         section["allocation"] = str(bits.save(Path(tempfile.mkdtemp()) / "allocation.json"))
                     config = {**NNCF_CONFIG, "subset_size": len(calibration), "capsnet": section}
-                    model = quantize(checkpoint.model, calibration, config)
+                    model = quantize(fp32_model, calibration, config)
                 seconds = time.perf_counter() - started
                 with tempfile.TemporaryDirectory() as folder:
                     exported = export_onnx(model, calibration[0][:2], Path(folder) / "model.onnx")
@@ -89,7 +78,7 @@ def main() -> None:
                         progress=True,
                         description=f"{flow} {label}",
                     )
-                memory = memory_report(quantization_points(model), checkpoint.model)
+                memory = memory_report(quantization_points(model), fp32_model)
                 print(
                     f"{flow + ' ' + label:<30}{agreement.reference_accuracy:>9.2f}"
                     f"{agreement.reference_accuracy - fp32:>10.2f}{agreement.candidate_accuracy:>8.2f}"

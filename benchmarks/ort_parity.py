@@ -22,13 +22,12 @@ from pathlib import Path
 
 import onnxruntime
 import torch
+from zoo_models import add_model_arguments, benchmark_models
 
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
-from capsnet_nncf_plugin.data import load_dataset
-from capsnet_nncf_plugin.evaluation import compare_classifiers, iterate_batches
+from capsnet_nncf_plugin.evaluation import compare_classifiers
 from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantize_fx
-from capsnet_nncf_plugin.models import available_pretrained, open_checkpoint
 from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
 
 LEVELS = {
@@ -56,28 +55,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", action="append", help="zoo:NAME or a checkpoint (repeatable)")
-    parser.add_argument("--dataset", default=None, help="dataset of a checkpoint without metadata")
     parser.add_argument("--allocation", default=None, help="a BitAllocation JSON instead of 8 bits")
-    parser.add_argument("--limit", type=int, default=None, help="test images (default: all)")
-    parser.add_argument("--calibration", type=int, default=512, help="validation images for calibration")
+    add_model_arguments(parser)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    references = args.model or [f"zoo:{name}" for name in available_pretrained()]
-    if not references:
-        raise SystemExit("the zoo is empty; pass --model CHECKPOINT")
     allocation = None if args.allocation is None else BitAllocation.load(args.allocation)
     print(f"{'model':<28} {'ORT optimisations':<18}{'torch %':>9}{'ORT %':>8}", end="")
     print(f"{'identical %':>13}{'same top-1 %':>14}{'max |diff|':>12}")
-    for reference in references:
-        checkpoint = open_checkpoint(reference)
-        checkpoint.model.without_decoder()
-        dataset = args.dataset or checkpoint.metadata["dataset"]
-        test = load_dataset(dataset, "test")
-        calibration = [
-            images for images, _ in iterate_batches(load_dataset(dataset, "val"), 128, args.calibration)
-        ]
-        model = quantize_fx(checkpoint.model, calibration, allocation=allocation)
+    for zoo_model in benchmark_models(args):
+        reference, test, calibration = zoo_model.reference, zoo_model.test, zoo_model.calibration
+        model = quantize_fx(zoo_model.model, calibration, allocation=allocation)
         reference_scores = ScoreCache(model)
         with tempfile.TemporaryDirectory() as folder:
             exported = export_onnx(model, calibration[0][:2], Path(folder) / "model.onnx")

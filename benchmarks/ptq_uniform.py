@@ -15,10 +15,10 @@ import argparse
 import time
 import warnings
 
-from capsnet_nncf_plugin.data import load_dataset
-from capsnet_nncf_plugin.evaluation import evaluate_accuracy, iterate_batches
+from zoo_models import add_model_arguments, benchmark_models
+
+from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.fx import quantize_fx
-from capsnet_nncf_plugin.models import available_pretrained, open_checkpoint
 from capsnet_nncf_plugin.observers import CLIP_MODES
 
 BITS = (6, 5, 4, 3)
@@ -36,23 +36,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", action="append", help="zoo:NAME or a checkpoint (repeatable)")
-    parser.add_argument("--dataset", default=None, help="dataset of a checkpoint without metadata")
-    parser.add_argument("--limit", type=int, default=None, help="test images (default: all)")
-    parser.add_argument("--calibration", type=int, default=512, help="validation images for calibration")
+    add_model_arguments(parser)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    references = args.model or [f"zoo:{name}" for name in available_pretrained()]
-    if not references:
-        raise SystemExit("the zoo is empty; pass --model CHECKPOINT")
-    for reference in references:
-        checkpoint = open_checkpoint(reference)
-        dataset = args.dataset or checkpoint.metadata["dataset"]
-        test = load_dataset(dataset, "test")
-        calibration = [
-            images for images, _ in iterate_batches(load_dataset(dataset, "val"), 128, args.calibration)
-        ]
-        fp32 = evaluate_accuracy(checkpoint.model, test, limit=args.limit, progress=True, description="fp32")
+    for zoo_model in benchmark_models(args):
+        reference, model, dataset = zoo_model.reference, zoo_model.model, zoo_model.dataset
+        test, calibration = zoo_model.test, zoo_model.calibration
+        fp32 = evaluate_accuracy(model, test, limit=args.limit, progress=True, description="fp32")
         print(
             f"\n{reference} on {dataset} test ({args.limit or len(test)} images), calibrated on "
             f"{args.calibration} val images"
@@ -61,7 +51,7 @@ def main() -> None:
         print(f"{'FP32':<26}{fp32:>11.2f}{0:>10.2f}{'':>9}")
         for label, options in configurations():
             started = time.perf_counter()
-            quantized = quantize_fx(checkpoint.model, calibration, **options)
+            quantized = quantize_fx(model, calibration, **options)
             accuracy = evaluate_accuracy(quantized, test, limit=args.limit, progress=True, description=label)
             print(
                 f"{label:<26}{accuracy:>11.2f}{accuracy - fp32:>10.2f}{time.perf_counter() - started:>9.1f}",
