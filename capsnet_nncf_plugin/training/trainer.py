@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
-from capsnet_nncf_plugin.data import ImageDataset, load_dataset
+from capsnet_nncf_plugin.data import ImageDataset, get_spec, load_dataset
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.models import CapsuleClassifier, create, load_checkpoint, save_checkpoint
 from capsnet_nncf_plugin.training.augmentation import Augmentation
@@ -61,6 +61,16 @@ class TrainResult:
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _same_dataset(saved: str | None, wanted: str) -> bool:
+    """Whether two dataset names mean the same data, so ``--dataset fmnist`` resumes a fashion-mnist run."""
+    if saved is None:
+        return False
+    try:
+        return get_spec(saved).name == get_spec(wanted).name
+    except ValueError:  # a caller-supplied dataset (``train_set=``) has no spec: names must match
+        return saved == wanted
 
 
 def build_model(
@@ -126,7 +136,7 @@ def train(
             raise ValueError(f"{last_path} holds no training state to resume from")
         if (
             state.get("config", {}).get("model") != config.model
-            or state["config"].get("dataset") != config.dataset
+            or not _same_dataset(state["config"].get("dataset"), config.dataset)
         ):
             raise ValueError(
                 f"{last_path} belongs to a different run ({state['config'].get('model')} on "

@@ -130,3 +130,13 @@ def test_bad_arguments(tmp_path, tiny_splits, field, value, message):
             train_set=tiny_splits[0],
             val_set=tiny_splits[1],
         )
+
+
+def test_resume_accepts_a_dataset_alias_and_refuses_other_data(tmp_path, tiny_splits):
+    train_set, val_set = tiny_splits
+    splits = dict(progress=False, train_set=train_set, val_set=val_set)
+    train(tiny_config(tmp_path, dataset="fashion-mnist", epochs=1), **splits)
+    resumed = train(tiny_config(tmp_path, dataset="FMNIST", epochs=2), resume=True, **splits)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    with pytest.raises(ValueError, match="belongs to a different run"):
+        train(tiny_config(tmp_path, dataset="mnist", epochs=3), resume=True, **splits)
