@@ -49,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--val-subset", type=int, default=None, help="validate on the first N images only")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     parser.add_argument(
+        "--init-from",
+        default=None,
+        help="start from this checkpoint's weights with a fresh optimizer and learning-rate schedule "
+        "(fine-tuning; --resume instead continues a run's own schedule)",
+    )
+    parser.add_argument(
         "--checkpoint-every",
         type=int,
         default=50,
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         train_subset=args.train_subset,
         val_subset=args.val_subset,
         checkpoint_every=args.checkpoint_every,
+        init_from=args.init_from,
         model_options=options,
     )
     result = train(config, resume=args.resume, progress=not args.no_progress)

@@ -47,6 +47,9 @@ class TrainConfig:
     val_subset: int | None = None
     # Steps between mid-epoch saves of last.pt: an interrupted run loses at most this many steps.
     checkpoint_every: int = 50
+    # A checkpoint whose weights start the run (fine-tuning with a fresh optimizer and learning-rate
+    # schedule); unlike resume, which continues a run's own schedule where it stopped.
+    init_from: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,6 +74,24 @@ def _same_dataset(saved: str | None, wanted: str) -> bool:
         return get_spec(saved).name == get_spec(wanted).name
     except ValueError:  # a caller-supplied dataset (``train_set=``) has no spec: names must match
         return saved == wanted
+
+
+def _load_initial_weights(model: CapsuleClassifier, source: str) -> None:
+    start = load_checkpoint(source).model.state_dict()
+    own = model.state_dict()
+    mismatched = sorted(
+        key
+        for key in own.keys() | start.keys()
+        if key not in start or key not in own or own[key].shape != start[key].shape
+    )
+    if mismatched:
+        raise ValueError(
+            f"--init-from {source} holds another architecture than this run builds (first differing "
+            f"tensors: {', '.join(mismatched[:3])}); pass the same --model, --dataset and model options "
+            "it was trained with"
+        )
+    model.load_state_dict(start)
+    logger.info("starting from the weights of %s", source)
 
 
 def build_model(
@@ -134,9 +155,8 @@ def train(
         state = checkpoint.training_state or {}
         if not state:
             raise ValueError(f"{last_path} holds no training state to resume from")
-        if (
-            state.get("config", {}).get("model") != config.model
-            or not _same_dataset(state["config"].get("dataset"), config.dataset)
+        if state.get("config", {}).get("model") != config.model or not _same_dataset(
+            state["config"].get("dataset"), config.dataset
         ):
             raise ValueError(
                 f"{last_path} belongs to a different run ({state['config'].get('model')} on "
@@ -155,6 +175,8 @@ def train(
         logger.info("resuming %s after epoch %d%s (best val %.2f%%)", out_dir, start_epoch, done, best_val)
     elif resume:
         logger.info("no %s yet: starting a new run", last_path)
+    if config.init_from and not history and partial_epoch is None:
+        _load_initial_weights(model, config.init_from)
 
     augmentation = Augmentation.for_dataset(train_set.name) if config.augment else Augmentation()
     images, labels = train_set.images, train_set.labels

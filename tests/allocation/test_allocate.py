@@ -18,6 +18,8 @@ from capsnet_nncf_plugin.allocation import (
     quantizable_layers,
 )
 from capsnet_nncf_plugin.allocation.methods.context import smallest_holding
+from capsnet_nncf_plugin.allocation.methods.rate_distortion import descent_path
+from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
 from capsnet_nncf_plugin.fx.qconfig import LayerBits, RoutingBits
@@ -80,7 +82,9 @@ def test_a_lazy_analysis_measures_what_is_asked_and_agrees_with_the_full_one(set
     assert lazy.complete().errors == full.errors
 
 
-@pytest.mark.parametrize("method", ["progressive-descent", "error-guided", "block-routing", "qcapsnets"])
+@pytest.mark.parametrize(
+    "method", ["progressive-descent", "error-guided", "block-routing", "rate-distortion", "qcapsnets"]
+)
 def test_every_method_lowers_bits_within_tolerance(setting, method):
     model, calibration, validation, analysis = setting
     allocation = allocate(
@@ -108,9 +112,9 @@ def test_every_method_lowers_bits_within_tolerance(setting, method):
 
 def test_uniform_baseline_and_registry(setting):
     model, calibration, validation, analysis = setting
-    assert {"progressive-descent", "error-guided", "block-routing", "uniform-8", "qcapsnets"} <= set(
-        available_methods()
-    )
+    builtin = {"progressive-descent", "error-guided", "block-routing", "rate-distortion", "uniform-8"}
+    builtin.add("qcapsnets")
+    assert builtin <= set(available_methods())
     allocation = allocate(model, calibration, validation, method="uniform-8", analysis=analysis)
     assert allocation.info["evaluations"] == 1
     assert {(b.weight, b.activation) for b in allocation.layers.values()} == {(8, 8)}
@@ -155,3 +159,18 @@ def test_smallest_holding_is_a_binary_search():
 
     assert smallest_holding(2, 8, holds) == 5
     assert len(calls) <= 3
+
+
+def test_the_rate_distortion_path_lowers_the_cheapest_bit_first():
+    # Same error curve (6 dB per bit), a hundredfold difference in size: the big layer gives up bits until
+    # its next bit costs more noise per bit of memory than the small layer's (4x noise per bit: 3 bits).
+    curve = {"weight": {bits: {"sqnr_db": 6.0 * bits, "mse": 0.0} for bits in range(2, 9)}}
+    analysis = ErrorAnalysis(layers=[], errors={"big": curve, "small": curve, "empty": curve})
+    costs = {"big": 1000, "small": 10, "empty": 0}
+    path = descent_path(analysis, "weight", costs)
+    assert path[0] == {"big": 8, "small": 8} and path[-1] == {"big": 2, "small": 2}  # cost 0: never lowered
+    assert len(path) == 1 + 2 * 6
+    memory = [sum(costs[name] * bits for name, bits in step.items()) for step in path]
+    assert all(after < before for before, after in itertools.pairwise(memory))
+    assert [step["big"] for step in path[:5]] == [8, 7, 6, 5, 4]
+    assert path[4]["small"] == 8

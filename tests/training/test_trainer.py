@@ -140,3 +140,26 @@ def test_resume_accepts_a_dataset_alias_and_refuses_other_data(tmp_path, tiny_sp
     assert [r["epoch"] for r in resumed.history] == [1, 2]
     with pytest.raises(ValueError, match="belongs to a different run"):
         train(tiny_config(tmp_path, dataset="mnist", epochs=3), resume=True, **splits)
+
+
+def test_init_from_starts_a_fresh_run_from_a_checkpoints_weights(tmp_path, tiny_splits):
+    splits = dict(progress=False, train_set=tiny_splits[0], val_set=tiny_splits[1])
+    first = train(tiny_config(tmp_path / "a", epochs=1), **splits)
+    # A zero learning rate leaves the weights where they started: exactly the checkpoint's.
+    tuned = train(
+        tiny_config(tmp_path / "b", epochs=1, learning_rate=0.0, init_from=str(first.best_checkpoint)),
+        **splits,
+    )
+    assert [r["epoch"] for r in tuned.history] == [1]  # a new run with its own schedule
+    start = load_checkpoint(first.best_checkpoint).model.state_dict()
+    end = load_checkpoint(tuned.last_checkpoint).model.state_dict()
+    assert start.keys() == end.keys()
+    for key in start:
+        torch.testing.assert_close(end[key], start[key], rtol=0, atol=0)
+
+
+def test_init_from_refuses_another_architecture(tmp_path, tiny_splits):
+    splits = dict(progress=False, train_set=tiny_splits[0], val_set=tiny_splits[1])
+    first = train(tiny_config(tmp_path / "a", epochs=1, reconstruction_weight=0), **splits)
+    with pytest.raises(ValueError, match=r"another architecture.*same --model"):
+        train(tiny_config(tmp_path / "b", init_from=str(first.best_checkpoint)), **splits)

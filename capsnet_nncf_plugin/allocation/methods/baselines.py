@@ -34,14 +34,8 @@ def uniform_8(context: SearchContext) -> BitAllocation:
 
 
 def _weight_bits(allocation: BitAllocation, context: SearchContext) -> float:
-    model = context.evaluator.model
-    total = 0.0
-    for name in context.names_with("weight"):
-        parameters = sum(
-            p.numel() for n, p in model.get_submodule(name).named_parameters() if n.endswith("weight")
-        )
-        total += parameters * allocation.layers[name].weight
-    return total
+    names = context.names_with("weight")
+    return sum(context.weight_elements(name) * allocation.layers[name].weight for name in names)
 
 
 def qcapsnets(context: SearchContext) -> BitAllocation:

@@ -4,11 +4,13 @@ from capsnet_nncf_plugin.allocation.methods.baselines import qcapsnets, uniform_
 from capsnet_nncf_plugin.allocation.methods.block_routing import block_routing
 from capsnet_nncf_plugin.allocation.methods.error_guided import error_guided
 from capsnet_nncf_plugin.allocation.methods.progressive_descent import progressive_descent
+from capsnet_nncf_plugin.allocation.methods.rate_distortion import rate_distortion
 
 BUILTIN_METHODS = {
     "progressive-descent": progressive_descent,
     "error-guided": error_guided,
     "block-routing": block_routing,
+    "rate-distortion": rate_distortion,
     "uniform-8": uniform_8,
     "qcapsnets": qcapsnets,
 }

@@ -39,6 +39,11 @@ class SearchContext:
     def names_with(self, kind: str) -> list[str]:
         return [layer.name for layer in self.layers if kind in self.analysis.kinds_of(layer.name)]
 
+    def weight_elements(self, name: str) -> int:
+        """How many weights layer ``name`` quantizes (its ``weight`` parameters)."""
+        module = self.evaluator.model.get_submodule(name)
+        return sum(p.numel() for n, p in module.named_parameters() if n.endswith("weight"))
+
 
 def set_bits(allocation: BitAllocation, names: list[str], kind: str, bits: int) -> BitAllocation:
     """``allocation`` with ``kind`` (``weight``/``activation``) of every layer in ``names`` at ``bits``."""
