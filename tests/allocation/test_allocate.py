@@ -17,8 +17,9 @@ from capsnet_nncf_plugin.allocation import (
     available_methods,
     quantizable_layers,
 )
-from capsnet_nncf_plugin.allocation.methods.context import smallest_holding
-from capsnet_nncf_plugin.allocation.methods.rate_distortion import descent_path
+from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
+from capsnet_nncf_plugin.allocation.methods.context import SearchContext, smallest_holding
+from capsnet_nncf_plugin.allocation.methods.rate_distortion import activation_elements, descent_path
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
@@ -174,3 +175,21 @@ def test_the_rate_distortion_path_lowers_the_cheapest_bit_first():
     assert all(after < before for before, after in itertools.pairwise(memory))
     assert [step["big"] for step in path[:5]] == [8, 7, 6, 5, 4]
     assert path[4]["small"] == 8
+
+
+def test_rate_distortion_prices_activations_by_the_elements_each_layer_quantizes(setting):
+    model, calibration, validation, analysis = setting
+    context = SearchContext(
+        layers=quantizable_layers(model),
+        analysis=analysis,
+        evaluator=AccuracyEvaluator(model, calibration, validation),
+        tolerance=TOLERANCE,
+    )
+    elements = activation_elements(context)
+    points = quantization_points(quantize_fx(model, calibration))
+    activations = [p for p in points if p.kind == "activation"]
+    assert set(elements) == set(context.names_with("activation"))
+    assert all(count > 0 for count in elements.values())  # no layer is free to lower
+    # Every activation point is counted once, by the layer it belongs to.
+    assert sum(elements.values()) == sum(p.elements_per_sample for p in activations)
+    assert context.weight_elements("conv") == model.conv.weight.numel()
