@@ -113,8 +113,14 @@ def test_every_method_lowers_bits_within_tolerance(setting, method):
 
 def test_uniform_baseline_and_registry(setting):
     model, calibration, validation, analysis = setting
-    builtin = {"progressive-descent", "error-guided", "block-routing", "rate-distortion", "uniform-8"}
-    builtin.add("qcapsnets")
+    builtin = {
+        "progressive-descent",
+        "error-guided",
+        "block-routing",
+        "rate-distortion",
+        "uniform-8",
+        "qcapsnets",
+    }
     assert builtin <= set(available_methods())
     allocation = allocate(model, calibration, validation, method="uniform-8", analysis=analysis)
     assert allocation.info["evaluations"] == 1
