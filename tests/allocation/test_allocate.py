@@ -15,6 +15,7 @@ from capsnet_nncf_plugin.allocation import (
     allocate,
     analyze_errors,
     available_methods,
+    get_method,
     quantizable_layers,
 )
 from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
@@ -199,3 +200,34 @@ def test_rate_distortion_prices_activations_by_the_elements_each_layer_quantizes
     # Every activation point is counted once, by the layer it belongs to.
     assert sum(elements.values()) == sum(p.elements_per_sample for p in activations)
     assert context.weight_elements("conv") == model.conv.weight.numel()
+
+
+class _NeedsWideActivations(AccuracyEvaluator):
+    """Accuracy holds only while ``primary`` keeps activations of 10 bits or more, whatever the rest: a
+    model whose activations lose too much at 8 bits somewhere."""
+
+    def holds(self, allocation, tolerance):
+        if self._key(allocation) not in self.cache:
+            self.cache[self._key(allocation)] = None
+            self.evaluations += 1
+        return allocation.layers["primary"].activation >= 10
+
+
+PROGRESSIVE_METHODS = ["error-guided", "progressive-descent", "block-routing", "rate-distortion"]
+
+
+@pytest.mark.parametrize("method", PROGRESSIVE_METHODS)
+def test_progressive_methods_widen_activations_where_8_bits_do_not_hold(setting, method):
+    model, calibration, validation, analysis = setting
+    evaluator = _NeedsWideActivations(model, calibration, validation)
+    context = SearchContext(
+        layers=quantizable_layers(model), analysis=analysis, evaluator=evaluator, tolerance=0.1
+    )
+    start = context.start()
+    assert {name: bits.activation for name, bits in start.layers.items()} == dict.fromkeys(start.layers, 10)
+    allocation = get_method(method)(context)
+    assert evaluator.holds(allocation, 0.1)
+    # The wide activation is spent where it is needed; weights still go as low as accuracy allows.
+    assert all(allocation.layers[name].weight < 8 for name in context.names_with("weight"))
+    if method != "error-guided":  # error-guided lowers by thresholds, not layer by layer
+        assert allocation.layers["conv"].activation < 10

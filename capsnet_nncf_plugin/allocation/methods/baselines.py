@@ -3,7 +3,8 @@
 Q-CapsNets, re-implemented from its paper, with round-to-nearest and saturation and no range clipping
 (``clip="minmax"``):
 
-    1. layer-uniform: the smallest width Q for weights and activations together that keeps accuracy
+    1. layer-uniform: the smallest width Q (up to 16) for weights and activations together that keeps
+       accuracy
     2. memory-budget fulfilment: weights decrease toward the output, layer l gets Q - l * step (>= 2), with
        the smallest step that fits the weight-memory budget (no budget: step 1 if accuracy holds, else 0)
     3. layer-wise activation reduction: from the first layer on, lower its activation while accuracy holds
@@ -16,6 +17,7 @@ from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.methods.context import (
     MAX_BITS,
     MIN_BITS,
+    WIDEST_BITS,
     SearchContext,
     descend_layer,
     set_bits,
@@ -46,7 +48,7 @@ def qcapsnets(context: SearchContext) -> BitAllocation:
     def uniform(bits: int) -> BitAllocation:
         return set_bits(set_bits(allocation, weights, "weight", bits), activations, "activation", bits)
 
-    q = smallest_holding(MIN_BITS, MAX_BITS, lambda bits: context.holds(uniform(bits)))
+    q = smallest_holding(MIN_BITS, WIDEST_BITS, lambda bits: context.holds(uniform(bits)))
     allocation = uniform(q)
 
     def decreasing(step: int) -> BitAllocation:

@@ -37,7 +37,7 @@ def _routing_with(routing: RoutingBits, tensor: str, index: int, bits: int, coun
 
 
 def block_routing(context: SearchContext) -> BitAllocation:
-    allocation = context.uniform()
+    allocation = context.start()
     grouped = blocks(context.layers)
     for kind in ("weight", "activation"):
         names = context.names_with(kind)

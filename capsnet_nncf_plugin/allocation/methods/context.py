@@ -13,6 +13,10 @@ from capsnet_nncf_plugin.allocation.layers import Layer
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
 
 MIN_BITS, MAX_BITS = 2, 8
+#: Activation widths tried, narrowest first, when 8 bits everywhere lose more than the tolerance: a model
+#: whose activations need more than 8 bits somewhere still gets narrow weights and narrow other layers.
+WIDER_ACTIVATION_BITS = (10, 12, 16)
+WIDEST_BITS = WIDER_ACTIVATION_BITS[-1]
 
 
 @dataclass
@@ -35,6 +39,18 @@ class SearchContext:
 
     def uniform(self) -> BitAllocation:
         return BitAllocation.uniform([layer.name for layer in self.layers])
+
+    def start(self) -> BitAllocation:
+        """Where the progressive methods descend from: 8 bits everywhere if that holds the tolerance, else
+        activations at the narrowest of ``WIDER_ACTIVATION_BITS`` that holds (weights and routing at 8;
+        the widest when none holds)."""
+        allocation = self.uniform()
+        activations = self.names_with("activation")
+        for bits in WIDER_ACTIVATION_BITS:
+            if not activations or self.holds(allocation):
+                break
+            allocation = set_bits(allocation, activations, "activation", bits)
+        return allocation
 
     def names_with(self, kind: str) -> list[str]:
         return [layer.name for layer in self.layers if kind in self.analysis.kinds_of(layer.name)]
@@ -64,11 +80,19 @@ def smallest_holding(low: int, high: int, holds: Callable[[int], bool]) -> int:
     return high
 
 
+def widest(allocation: BitAllocation, names: list[str], kind: str) -> int:
+    """The widest ``kind`` among the layers ``names`` (``MAX_BITS`` when there are none)."""
+    return max((getattr(allocation.layers[name], kind) for name in names), default=MAX_BITS)
+
+
 def smallest_uniform(context: SearchContext, allocation: BitAllocation, kind: str) -> int:
-    """Smallest width that ``kind`` can take in every layer at once (the rest as in ``allocation``)."""
+    """Smallest width that ``kind`` can take in every layer at once (the rest as in ``allocation``), up to
+    the widest it has in ``allocation``, which is assumed to hold."""
     names = context.names_with(kind)
     return smallest_holding(
-        MIN_BITS, MAX_BITS, lambda bits: context.holds(set_bits(allocation, names, kind, bits))
+        MIN_BITS,
+        widest(allocation, names, kind),
+        lambda bits: context.holds(set_bits(allocation, names, kind, bits)),
     )
 
 

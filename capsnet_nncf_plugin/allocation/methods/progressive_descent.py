@@ -21,7 +21,7 @@ from capsnet_nncf_plugin.allocation.methods.context import (
 
 
 def progressive_descent(context: SearchContext) -> BitAllocation:
-    allocation = context.uniform()
+    allocation = context.start()
     for kind in ("weight", "activation"):
         uniform = smallest_uniform(context, allocation, kind)
         allocation = set_bits(allocation, context.names_with(kind), kind, uniform)

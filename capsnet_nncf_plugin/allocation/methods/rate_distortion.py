@@ -2,7 +2,7 @@
 it saves, so big layers give up bits first; a binary search along that path needs few evaluations.
 
 for kind in (weight, activation):
-    path = [every layer's kind at 8 bits]
+    path = [every layer's kind at its start width: 8 bits, or wider where 8 do not hold (SearchContext.start)]
     while some layer is above 2 bits:                      # no evaluation: error analysis only
         lower by one bit the layer whose next bit adds the least noise per bit of memory saved
         path.append(the allocation)
@@ -19,7 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
-from capsnet_nncf_plugin.allocation.methods.context import MAX_BITS, MIN_BITS, SearchContext, smallest_holding
+from capsnet_nncf_plugin.allocation.methods.context import (
+    MAX_BITS,
+    MIN_BITS,
+    SearchContext,
+    smallest_holding,
+    widest,
+)
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
 from capsnet_nncf_plugin.fx import quantization_points
 
@@ -82,12 +88,14 @@ def deepest_holding(
 
 
 def rate_distortion(context: SearchContext) -> BitAllocation:
-    allocation = context.uniform()
+    allocation = context.start()
     for kind in ("weight", "activation"):
         if kind == "weight":
             costs = {name: context.weight_elements(name) for name in context.names_with("weight")}
         else:
             costs = activation_elements(context)
-        allocation = deepest_holding(context, allocation, kind, descent_path(context.analysis, kind, costs))
+        start_bits = widest(allocation, context.names_with(kind), kind)
+        path = descent_path(context.analysis, kind, costs, start_bits)
+        allocation = deepest_holding(context, allocation, kind, path)
     allocation.method = "rate-distortion"
     return allocation
