@@ -15,6 +15,7 @@ baseline's weight reduction at the same tolerance.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 import warnings
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_methods
 from capsnet_nncf_plugin.allocation.allocate import analysis_batches
+from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
@@ -55,12 +57,13 @@ def integer_accuracies(quantized, calibration, test, limit, label) -> tuple[floa
     return agreement.reference_accuracy, agreement.candidate_accuracy
 
 
-def markdown(tables: list[tuple[str, float, dict[str, dict]]], command: str) -> str:
+def markdown(tables: list[tuple[str, float, dict[str, dict]]], command: str, criterion: str) -> str:
     lines = [
         "# Results",
         "",
         f"Produced by `{command}`; every number below comes from that one run. Test-set accuracy of the",
         "integer model (integer squash and routing), in torch and in onnxruntime with the custom-op library.",
+        f"Search criterion: `{criterion}` (what it means: docs/allocation.md).",
         "",
         "| model | method | FP32 % | torch % | onnxruntime % | loss pp | weights x | activations x "
         "| search s | evals |",
@@ -84,6 +87,9 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.1)
     parser.add_argument("--calibration", type=int, default=512)
     parser.add_argument("--validation-limit", type=int, default=None)
+    parser.add_argument(
+        "--criterion", choices=CRITERIA, default="losses", help="what 'accuracy holds' means in the search"
+    )
     parser.add_argument("--limit", type=int, default=None, help="test images (default: all)")
     parser.add_argument("--method", action="append", help="methods to run (default: all)")
     parser.add_argument("--markdown", default=None, help="also write the table as Markdown to this file")
@@ -117,6 +123,7 @@ def main() -> None:
                 method=method,
                 tolerance=args.tolerance,
                 validation_limit=args.validation_limit,
+                criterion=args.criterion,
                 analysis=analysis,
                 progress=True,
             )
@@ -140,10 +147,8 @@ def main() -> None:
             print(f"reach the Q-CapsNets weight reduction ({baseline:.2f}x): {', '.join(reached) or 'none'}")
         tables.append((reference, fp32, rows))
     if args.markdown:
-        import sys
-
         command = "python benchmarks/allocation.py " + " ".join(sys.argv[1:])
-        write_text_atomically(Path(args.markdown), markdown(tables, command.strip()))
+        write_text_atomically(Path(args.markdown), markdown(tables, command.strip(), args.criterion))
 
 
 if __name__ == "__main__":

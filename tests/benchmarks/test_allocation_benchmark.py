@@ -16,6 +16,7 @@ def test_allocation_benchmark_writes_the_reproduction_table(untrained_mnist_chec
         str(untrained_mnist_checkpoint),
     ]
     command += ["--method", "uniform-8", "--tolerance", "100", "--calibration", "128"]
+    command += ["--criterion", "accuracy"]
     command += ["--validation-limit", "100", "--limit", "100", "--markdown", str(markdown)]
     completed = subprocess.run(
         command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
@@ -28,4 +29,5 @@ def test_allocation_benchmark_writes_the_reproduction_table(untrained_mnist_chec
     # 8-bit everywhere: 4x on weights and activations; torch and onnxruntime agree on every image.
     assert cells[6:8] == ["4.00", "4.00"]
     assert cells[3] == cells[4]
+    assert "Search criterion: `accuracy`" in table
     assert "Published figures" in table
