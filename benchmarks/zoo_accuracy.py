@@ -8,6 +8,7 @@ Exits non-zero if any measured accuracy differs from the manifest.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -16,9 +17,26 @@ from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.models import load_pretrained, read_manifest
 
 
-def main(names: list[str]) -> int:
+def parse_arguments(argv: list[str], known: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"zoo models (default: all: {', '.join(known)})"
+    )
+    arguments = parser.parse_args(argv)
+    unknown = [name for name in arguments.names if name not in known]
+    if unknown:
+        parser.error(
+            f"not in the zoo: {', '.join(unknown)}; "
+            f"the zoo has {', '.join(known)} (`capsq zoo list` shows them)"
+        )
+    return arguments
+
+
+def main(argv: list[str]) -> int:
     manifest = read_manifest()
-    names = names or sorted(manifest)
+    names = parse_arguments(argv, sorted(manifest)).names or sorted(manifest)
     print(f"{'model':<22}{'dataset':<15}{'manifest %':>11}{'measured %':>11}{'images':>8}{'seconds':>9}")
     mismatches = 0
     for name in names:
