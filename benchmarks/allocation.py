@@ -26,6 +26,7 @@ from capsnet_nncf_plugin.allocation.allocate import analysis_batches
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.data import load_dataset
+from capsnet_nncf_plugin.errors import run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
 from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantize_fx
@@ -152,4 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_reporting_user_errors(main, Path(__file__).name))

@@ -23,6 +23,7 @@ from zoo_models import add_model_arguments, benchmark_models
 
 from capsnet_nncf_plugin.allocation import memory_report
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.errors import run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy
 from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
@@ -89,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_reporting_user_errors(main, Path(__file__).name))

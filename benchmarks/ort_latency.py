@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from capsnet_nncf_plugin.errors import run_reporting_user_errors
+
 BACKENDS = ("fp32 torch", "fp32 onnxruntime", "ort quantize_static", "capsnet (ours)")
 ROUTING = ("float routing", "IntDynamicRouting")
 
@@ -248,4 +250,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     np.set_printoptions(precision=3)
-    main()
+    raise SystemExit(run_reporting_user_errors(main, Path(__file__).name))

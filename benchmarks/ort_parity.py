@@ -25,6 +25,7 @@ import torch
 from zoo_models import add_model_arguments, benchmark_models
 
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.errors import run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import compare_classifiers
 from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantize_fx
@@ -84,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_reporting_user_errors(main, Path(__file__).name))

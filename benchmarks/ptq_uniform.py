@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from pathlib import Path
 
 from zoo_models import add_model_arguments, benchmark_models
 
+from capsnet_nncf_plugin.errors import run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.fx import quantize_fx
 from capsnet_nncf_plugin.observers import CLIP_MODES
@@ -60,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_reporting_user_errors(main, Path(__file__).name))

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from capsnet_nncf_plugin.data import load_dataset
+from capsnet_nncf_plugin.errors import run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.models import load_pretrained, read_manifest
 
@@ -54,4 +56,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_reporting_user_errors(lambda: main(sys.argv[1:]), Path(__file__).name))

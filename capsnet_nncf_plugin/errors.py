@@ -5,6 +5,9 @@ Each message names the problem and the fix; the CLI prints it as one line withou
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class CapsqError(Exception):
     """Base class of the plugin's user-facing errors."""
@@ -20,3 +23,17 @@ class CheckpointError(CapsqError):
 
 class ExportError(CapsqError):
     """A model cannot be exported to ONNX, or its export does not reproduce it."""
+
+
+#: What a command-line entry point reports as one line instead of a traceback: the plugin's own errors, and
+#: the argument and missing-file errors whose messages already name the problem and the fix.
+USER_ERRORS: tuple[type[Exception], ...] = (CapsqError, ValueError, FileNotFoundError)
+
+
+def run_reporting_user_errors(main: Callable[[], int | None], program: str) -> int:
+    """Run a command-line ``main``: a user error becomes ``PROGRAM: error: MESSAGE`` and exit status 2."""
+    try:
+        return int(main() or 0)
+    except USER_ERRORS as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 2

@@ -16,7 +16,7 @@ from capsnet_nncf_plugin.cli import (
     train_cmd,
     zoo_cmd,
 )
-from capsnet_nncf_plugin.errors import CapsqError
+from capsnet_nncf_plugin.errors import run_reporting_user_errors
 
 _SUBCOMMAND_MODULES = (run_cmd, quantize_cmd, data_cmd, train_cmd, eval_cmd, zoo_cmd, plugins_cmd)
 
@@ -47,13 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(chatty).setLevel(logging.WARNING)
         # torch's ONNX registry warns about each torchvision op when torchvision is absent; none is needed.
         logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    try:
+    if args.verbose:  # the traceback too
         return int(args.func(args) or 0)
-    except (CapsqError, ValueError, FileNotFoundError) as error:
-        if args.verbose:
-            raise
-        print(f"capsq {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    return run_reporting_user_errors(lambda: args.func(args), f"capsq {args.command}")
 
 
 if __name__ == "__main__":
