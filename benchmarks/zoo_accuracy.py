@@ -38,7 +38,8 @@ def parse_arguments(argv: list[str], known: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     manifest = read_manifest()
-    names = parse_arguments(argv, sorted(manifest)).names or sorted(manifest)
+    known = sorted(manifest)
+    names = parse_arguments(argv, known).names or known
     print(f"{'model':<22}{'dataset':<15}{'manifest %':>11}{'measured %':>11}{'images':>8}{'seconds':>9}")
     mismatches = 0
     for name in names:
