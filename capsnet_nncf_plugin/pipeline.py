@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 
-from capsnet_nncf_plugin.allocation import allocate, memory_report
+from capsnet_nncf_plugin.allocation import allocate, get_method, memory_report
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
 from capsnet_nncf_plugin.allocation.report import bits_table, plot_bits
 from capsnet_nncf_plugin.atomic_file import write_bytes_atomically, write_text_atomically
@@ -29,10 +30,16 @@ from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
 from capsnet_nncf_plugin.latency import median_latency_ms
 from capsnet_nncf_plugin.models import open_checkpoint
+from capsnet_nncf_plugin.observers import CLIP_MODES
+from capsnet_nncf_plugin.observers.integer_format import check_bits
 from capsnet_nncf_plugin.plugins import get_observer
 from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
 
 logger = logging.getLogger(__name__)
+
+
+#: The quantization flows ``capsq run --flow`` chooses between.
+FLOWS = ("fx", "nncf")
 
 
 @dataclass
@@ -60,6 +67,35 @@ class RunConfig:
     out_dir: str = "reports/run"
     latency_batch: int = 32
 
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first field that cannot work, before anything is loaded."""
+        for name in ("weight_bits", "activation_bits", "routing_bits"):
+            check_bits(getattr(self, name), name)
+        for name, value, allowed in (
+            ("clip", self.clip, CLIP_MODES),
+            ("flow", self.flow, FLOWS),
+            ("criterion", self.criterion, CRITERIA),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if not self.tolerance >= 0:  # also rejects NaN
+            raise ValueError(f"tolerance is in percentage points and must be >= 0, got {self.tolerance}")
+        for name in ("validation_limit", "calibration_images", "test_limit", "latency_batch"):
+            count = getattr(self, name)
+            if count is not None and count < 1:
+                raise ValueError(f"{name} must be a positive number of images, got {count}")
+        if self.allocation is None and self.method not in (None, "none"):
+            get_method(self.method)  # an unknown name lists the registered methods
+        for name in ("weight_observer", "activation_observer"):
+            if getattr(self, name) is not None:
+                get_observer(getattr(self, name))
+        if self.nncf_config is not None and self.flow != "nncf":
+            raise ValueError("nncf_config (--nncf-config) configures --flow nncf; add --flow nncf or drop it")
+        for name in ("allocation", "nncf_config"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"{name}: no file {path}; give the path of an existing file")
+
 
 @dataclass
 class RunResult:
@@ -81,6 +117,7 @@ class RunResult:
 
 def run(config: RunConfig, progress: bool = True) -> RunResult:
     """Runs the main job and writes ``summary.json`` and ``report.md`` to ``config.out_dir``."""
+    config.check()
     seconds: dict[str, float] = {}
     checkpoint = open_checkpoint(config.model)
     checkpoint.model.without_decoder()  # training-only; never part of the deployed model or its memory

@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from capsnet_nncf_plugin.cli.arguments import positive_int
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.models import open_checkpoint
@@ -22,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's own)")
     parser.add_argument("--split", default="test", choices=["test", "val", "train"])
     parser.add_argument("--data-root", default=None, help="directory with the official dataset files")
-    parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    parser.add_argument("--batch-size", type=positive_int, default=500)
+    parser.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N images only")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

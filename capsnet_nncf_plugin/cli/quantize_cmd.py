@@ -21,6 +21,7 @@ from capsnet_nncf_plugin.allocation.report import (
 )
 from capsnet_nncf_plugin.allocation.sensitivity import CANDIDATE_BITS
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
+from capsnet_nncf_plugin.cli.arguments import bit_width, non_negative_float, positive_float, positive_int
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy, iterate_batches
 from capsnet_nncf_plugin.fx import quantize_fx
@@ -43,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", default=None, help="dataset (default: the model's own)")
     parser.add_argument("--data-root", default=None, help="directory with the official dataset files")
     parser.add_argument("--method", default=DEFAULT_METHOD, help=f"one of {', '.join(available_methods())}")
-    parser.add_argument("--tolerance", type=float, default=0.1, help="accepted accuracy loss, pp")
+    parser.add_argument(
+        "--tolerance", type=non_negative_float, default=0.1, help="accepted accuracy loss, pp"
+    )
     parser.add_argument("--clip", default="hardware", choices=CLIP_MODES, help="activation clipping mode")
     parser.add_argument(
         "--criterion",
@@ -52,21 +55,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="'losses': also at most TOLERANCE %% of FP32-correct images lost (no credit for lucky gains); "
         "'accuracy': the accuracy difference alone",
     )
-    parser.add_argument("--weight-memory-budget", type=float, default=None, help="MB, for budgeted methods")
-    parser.add_argument("--calibration", type=int, default=512, help="validation images for calibration")
     parser.add_argument(
-        "--validation-limit", type=int, default=None, help="validation images the search uses"
+        "--weight-memory-budget", type=positive_float, default=None, help="MB, for budgeted methods"
     )
-    parser.add_argument("--limit", type=int, default=None, help="test images for the final accuracy")
+    parser.add_argument(
+        "--calibration", type=positive_int, default=512, help="validation images for calibration"
+    )
+    parser.add_argument(
+        "--validation-limit", type=positive_int, default=None, help="validation images the search uses"
+    )
+    parser.add_argument("--limit", type=positive_int, default=None, help="test images for the final accuracy")
     parser.add_argument(
         "--analysis-images",
-        type=int,
+        type=positive_int,
         default=ANALYSIS_IMAGES,
         help="calibration images of the error analysis",
     )
     parser.add_argument(
         "--analysis-bits",
-        type=int,
+        type=bit_width,
         nargs="+",
         default=list(CANDIDATE_BITS),
         help="candidate widths of the error analysis",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
+from capsnet_nncf_plugin.cli.arguments import bit_width, non_negative_float, positive_int
 from capsnet_nncf_plugin.observers import CLIP_MODES
-from capsnet_nncf_plugin.pipeline import RunConfig, run, summary_table
+from capsnet_nncf_plugin.pipeline import FLOWS, RunConfig, run, summary_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,12 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default=defaults.model, help="zoo:NAME or a checkpoint of `capsq train`")
     parser.add_argument("--dataset", default=None, help="dataset (default: the model's own)")
     parser.add_argument("--data-root", default=None, help="directory with the official dataset files")
-    parser.add_argument("--weight-bits", type=int, default=defaults.weight_bits)
-    parser.add_argument("--activation-bits", type=int, default=defaults.activation_bits)
-    parser.add_argument("--routing-bits", type=int, default=defaults.routing_bits)
+    parser.add_argument("--weight-bits", type=bit_width, default=defaults.weight_bits)
+    parser.add_argument("--activation-bits", type=bit_width, default=defaults.activation_bits)
+    parser.add_argument("--routing-bits", type=bit_width, default=defaults.routing_bits)
     parser.add_argument("--clip", default=defaults.clip, choices=CLIP_MODES, help="activation clipping mode")
     parser.add_argument(
-        "--flow", default=defaults.flow, choices=("fx", "nncf"), help="torch.ao FX or NNCF quantization"
+        "--flow", default=defaults.flow, choices=FLOWS, help="torch.ao FX or NNCF quantization"
     )
     parser.add_argument(
         "--nncf-config", default=None, help="JSON/YAML nncf.quantize configuration for --flow nncf"
@@ -42,11 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="allocation search before quantizing ('none': uniform --weight/--activation/--routing-bits); "
         "see `capsq quantize`",
     )
-    parser.add_argument("--tolerance", type=float, default=defaults.tolerance, help="search tolerance, pp")
+    parser.add_argument(
+        "--tolerance", type=non_negative_float, default=defaults.tolerance, help="search tolerance, pp"
+    )
     parser.add_argument("--criterion", default=defaults.criterion, choices=CRITERIA, help="search criterion")
     parser.add_argument(
         "--validation-limit",
-        type=int,
+        type=positive_int,
         default=defaults.validation_limit,
         help="validation images the search measures on",
     )
@@ -58,11 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--calibration",
-        type=int,
+        type=positive_int,
         default=defaults.calibration_images,
         help="validation images used for calibration",
     )
-    parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N test images only")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="evaluate on the first N test images only"
+    )
     parser.add_argument("--out", default=defaults.out_dir, help="report folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=main)

@@ -7,6 +7,7 @@ import json
 
 import torch
 
+from capsnet_nncf_plugin.cli.arguments import non_negative_float, positive_float, positive_int
 from capsnet_nncf_plugin.models import available_models
 from capsnet_nncf_plugin.training import TrainConfig, train
 
@@ -24,29 +25,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10 or svhn")
     parser.add_argument("--data-root", default=None, help="directory with the official dataset files")
     parser.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATASET)")
-    parser.add_argument("--epochs", type=int, default=10, help="total number of epochs")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--lr-decay", type=float, default=0.96, help="learning-rate factor per epoch")
+    parser.add_argument("--epochs", type=positive_int, default=10, help="total number of epochs")
+    parser.add_argument("--batch-size", type=positive_int, default=100)
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    parser.add_argument(
+        "--lr-decay", type=positive_float, default=0.96, help="learning-rate factor per epoch"
+    )
     parser.add_argument(
         "--reconstruction-weight",
-        type=float,
+        type=non_negative_float,
         default=0.0005,
         help="weight of the decoder's reconstruction loss; 0 trains without a decoder",
     )
     parser.add_argument("--no-augment", action="store_true", help="disable random shifts and flips")
     parser.add_argument(
         "--image-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="resize inputs to this size (DeepCaps' CIFAR-10 set-up uses 64)",
     )
-    parser.add_argument("--routing-iterations", type=int, default=3)
+    parser.add_argument("--routing-iterations", type=positive_int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--train-subset", type=int, default=None, help="train on the first N images only")
-    parser.add_argument("--val-subset", type=int, default=None, help="validate on the first N images only")
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)"
+    )
+    parser.add_argument(
+        "--train-subset", type=positive_int, default=None, help="train on the first N images only"
+    )
+    parser.add_argument(
+        "--val-subset", type=positive_int, default=None, help="validate on the first N images only"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     parser.add_argument(
         "--init-from",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from capsnet_nncf_plugin.cli.arguments import non_negative_float
 from capsnet_nncf_plugin.models import add_to_zoo, read_manifest
 from capsnet_nncf_plugin.models.zoo import ZOO_DIR
 
@@ -33,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--checkpoint", required=True, help="best.pt of a `capsq train` run")
     add.add_argument("--name", required=True, help="zoo name, e.g. shallowcaps-mnist")
     add.add_argument("--command", required=True, help="the exact training command")
-    add.add_argument("--wall-time", type=float, required=True, help="training wall time in seconds")
+    add.add_argument(
+        "--wall-time", type=non_negative_float, required=True, help="training wall time in seconds"
+    )
     add.add_argument("--hardware", default="2 CPU cores", help="what it was trained on")
     add.set_defaults(func=run_add)
 
