@@ -19,7 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print the top-1 accuracy (percent) of a checkpoint on a dataset split.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True, help="`capsq train` checkpoint or zoo:NAME")
+    parser.add_argument(
+        "--model",
+        "--checkpoint",
+        dest="model",
+        required=True,
+        help="zoo:NAME or a checkpoint of `capsq train`, as in `capsq run` (--checkpoint: the old spelling)",
+    )
     parser.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's own)")
     parser.add_argument("--split", default="test", choices=["test", "val", "train"])
     parser.add_argument("--data-root", default=None, help="directory with the official dataset files")
@@ -31,10 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    checkpoint = open_checkpoint(args.checkpoint)
+    checkpoint = open_checkpoint(args.model)
     dataset_name = args.dataset or checkpoint.metadata.get("dataset")
     if not dataset_name:
-        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --dataset NAME")
+        raise ValueError(f"{args.model} does not record its dataset; pass --dataset NAME")
     dataset = load_dataset(dataset_name, args.split, root=args.data_root)
     started = time.perf_counter()
     accuracy = evaluate_accuracy(
@@ -47,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     )
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     result = {
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": str(args.model),
         "dataset": dataset_name,
         "split": args.split,
         "images": count,

@@ -52,7 +52,7 @@ def test_values_out_of_range_are_refused(parse, text):
         (["quantize", "--tolerance", "nan"], "--tolerance", "a number >= 0"),
         (["quantize", "--analysis-bits", "8", "20"], "--analysis-bits", "a bit-width in 2..16"),
         (["quantize", "--weight-memory-budget", "0"], "--weight-memory-budget", "a number > 0"),
-        (["eval", "--checkpoint", "zoo:shallowcaps-mnist", "--limit", "0"], "--limit", "a positive integer"),
+        (["eval", "--model", "zoo:shallowcaps-mnist", "--limit", "0"], "--limit", "a positive integer"),
         (["train", "--epochs", "0"], "--epochs", "a positive integer"),
         (["train", "--lr", "-0.001"], "--lr", "a number > 0"),
     ],

@@ -40,7 +40,7 @@ def test_eval_prints_accuracy_of_a_checkpoint(tmp_path, capsys, monkeypatch):
     labels[:5] = (labels[:5] + 1) % 10  # ...except five
     dataset = ImageDataset(images, labels, name="mnist", split="test", num_classes=10)
     monkeypatch.setattr("capsnet_nncf_plugin.cli.eval_cmd.load_dataset", lambda *args, **kwargs: dataset)
-    assert main(["eval", "--checkpoint", str(checkpoint), "--json", "--no-progress"]) == 0
+    assert main(["eval", "--model", str(checkpoint), "--json", "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["accuracy"] == 75.0 and result["images"] == 20 and result["dataset"] == "mnist"
 
