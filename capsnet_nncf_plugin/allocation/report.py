@@ -8,7 +8,8 @@ from typing import Any
 
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.sensitivity import KINDS, ErrorAnalysis
-from capsnet_nncf_plugin.atomic_file import atomic_output, write_text_atomically
+from capsnet_nncf_plugin.atomic_file import write_text_atomically
+from capsnet_nncf_plugin.figures import pyplot, save_png
 
 
 def bits_table(allocation: BitAllocation) -> str:
@@ -69,11 +70,7 @@ def write_markdown(
 
 
 def plot_bits(path: Path, allocation: BitAllocation) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(allocation.layers)
     positions = range(len(names))
     figure, axes = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 3.5))
@@ -90,15 +87,11 @@ def plot_bits(path: Path, allocation: BitAllocation) -> None:
     axes.set_title(f"{allocation.method}: bits per layer")
     axes.legend()
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def plot_accuracy_vs_memory(path: Path, comparison: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     for row in comparison:
         axes.scatter(row["weight_reduction"], row["validation_accuracy"], s=40)
@@ -108,16 +101,12 @@ def plot_accuracy_vs_memory(path: Path, comparison: list[dict[str, Any]]) -> Non
     axes.set_title("accuracy against weight memory")
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def plot_sensitivity(path: Path, analysis: ErrorAnalysis) -> None:
     """SQNR of each layer's output against bit-width, one panel per kind of tensor."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     analysis.complete()
     kinds = [k for k in KINDS if any(k in kinds for kinds in analysis.errors.values())]
     figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.8), squeeze=False)
@@ -134,12 +123,4 @@ def plot_sensitivity(path: Path, analysis: ErrorAnalysis) -> None:
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     figure.tight_layout()
-    _save(figure, path)
-
-
-def _save(figure: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_output(path) as pending:
-        figure.savefig(pending.stream, format="png", dpi=110)
-    plt.close(figure)
+    save_png(figure, path)

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train ShallowCaps or DeepCaps (margin + reconstruction loss, Adam)",
         description="Train a capsule network on the 'train' split, validating on 'val' after every epoch. "
         "Each epoch writes OUT/last.pt (resumable) and, when validation improves, OUT/best.pt, "
-        "both atomically, plus OUT/history.json.",
+        "both atomically, plus OUT/history.json and OUT/curves.png (loss and accuracy per epoch).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", default="shallowcaps", choices=available_models(), help="architecture")

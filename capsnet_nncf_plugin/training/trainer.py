@@ -18,6 +18,7 @@ from capsnet_nncf_plugin.data import ImageDataset, get_spec, load_dataset
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.models import CapsuleClassifier, create, load_checkpoint, save_checkpoint
 from capsnet_nncf_plugin.training.augmentation import Augmentation
+from capsnet_nncf_plugin.training.curves import CURVES, plot_training_curves
 from capsnet_nncf_plugin.training.losses import margin_loss, reconstruction_loss
 
 logger = logging.getLogger(__name__)
@@ -291,4 +292,5 @@ def train(
             save_checkpoint(best_path, model, metadata)
         save_checkpoint(last_path, model, metadata, training_state(epoch + 1, None))
         write_text_atomically(out_dir / HISTORY, json.dumps(history, indent=2))
+        plot_training_curves(out_dir / CURVES, history, title=f"{config.model} on {config.dataset}")
     return TrainResult(best_path, last_path, best_val, history)

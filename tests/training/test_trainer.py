@@ -36,6 +36,7 @@ def test_a_few_steps_reduce_the_loss_and_write_checkpoints(tmp_path, tiny_splits
     assert result.best_val_accuracy == max(r["val_accuracy"] for r in result.history)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5, 6]
+    assert (tmp_path / "run" / "curves.png").read_bytes().startswith(b"\x89PNG")
     best = load_checkpoint(result.best_checkpoint)
     assert best.metadata["val_accuracy"] == result.best_val_accuracy
     assert best.model.decoder is not None  # trained with the reconstruction loss
