@@ -25,6 +25,7 @@ from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_m
 from capsnet_nncf_plugin.allocation.allocate import analysis_batches
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
+from capsnet_nncf_plugin.cli.arguments import non_negative_float, positive_int
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.errors import run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
@@ -85,13 +86,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", action="append", help="zoo:NAME or a checkpoint (repeatable)")
-    parser.add_argument("--tolerance", type=float, default=0.1)
-    parser.add_argument("--calibration", type=int, default=512)
-    parser.add_argument("--validation-limit", type=int, default=None)
+    parser.add_argument("--tolerance", type=non_negative_float, default=0.1)
+    parser.add_argument("--calibration", type=positive_int, default=512)
+    parser.add_argument("--validation-limit", type=positive_int, default=None)
     parser.add_argument(
         "--criterion", choices=CRITERIA, default="losses", help="what 'accuracy holds' means in the search"
     )
-    parser.add_argument("--limit", type=int, default=None, help="test images (default: all)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="test images (default: all)")
     parser.add_argument("--method", action="append", help="methods to run (default: all)")
     parser.add_argument("--markdown", default=None, help="also write the table as Markdown to this file")
     args = parser.parse_args()

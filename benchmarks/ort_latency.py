@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from capsnet_nncf_plugin.cli.arguments import positive_int
 from capsnet_nncf_plugin.errors import run_reporting_user_errors
 
 BACKENDS = ("fp32 torch", "fp32 onnxruntime", "ort quantize_static", "capsnet (ours)")
@@ -193,9 +194,11 @@ def main() -> None:
     parser.add_argument(
         "--model", default="zoo:shallowcaps-mnist", help="zoo:NAME, a checkpoint, or untrained:NAME"
     )
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per backend and batch")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs per round")
-    parser.add_argument("--calibration", type=int, default=256)
+    parser.add_argument(
+        "--rounds", type=positive_int, default=5, help="interleaved rounds per backend and batch"
+    )
+    parser.add_argument("--repeats", type=positive_int, default=10, help="timed runs per round")
+    parser.add_argument("--calibration", type=positive_int, default=256)
     parser.add_argument(
         "--worker", nargs=4, metavar=("BACKEND", "FILE", "BATCH", "REPEATS"), help=argparse.SUPPRESS
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from capsnet_nncf_plugin.cli.arguments import positive_int
 from capsnet_nncf_plugin.data import ImageDataset, load_dataset
 from capsnet_nncf_plugin.evaluation import iterate_batches
 from capsnet_nncf_plugin.models import available_pretrained, open_checkpoint
@@ -20,8 +21,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--dataset``, ``--limit`` and ``--calibration``."""
     parser.add_argument("--model", action="append", help="zoo:NAME or a checkpoint (repeatable)")
     parser.add_argument("--dataset", default=None, help="dataset of a checkpoint without metadata")
-    parser.add_argument("--limit", type=int, default=None, help="test images (default: all)")
-    parser.add_argument("--calibration", type=int, default=512, help="validation images for calibration")
+    parser.add_argument("--limit", type=positive_int, default=None, help="test images (default: all)")
+    parser.add_argument(
+        "--calibration", type=positive_int, default=512, help="validation images for calibration"
+    )
 
 
 @dataclass
