@@ -59,13 +59,16 @@ def integer_accuracies(quantized, calibration, test, limit, label) -> tuple[floa
     return agreement.reference_accuracy, agreement.candidate_accuracy
 
 
-def markdown(tables: list[tuple[str, float, dict[str, dict]]], command: str, criterion: str) -> str:
+def markdown(
+    tables: list[tuple[str, float, dict[str, dict]]], command: str, criterion: str, bias_correction: bool
+) -> str:
     lines = [
         "# Results",
         "",
         f"Produced by `{command}`; every number below comes from that one run. Test-set accuracy of the",
         "integer model (integer squash and routing), in torch and in onnxruntime with the custom-op library.",
-        f"Search criterion: `{criterion}` (what it means: docs/allocation.md).",
+        f"Search criterion: `{criterion}` (what it means: docs/allocation.md). Bias correction: "
+        f"{'on (not in the Q-CapsNets baseline, which has none)' if bias_correction else 'off'}.",
         "",
         "| model | method | FP32 % | torch % | onnxruntime % | loss pp | weights x | activations x "
         "| search s | evals |",
@@ -93,6 +96,9 @@ def main() -> None:
         "--criterion", choices=CRITERIA, default="losses", help="what 'accuracy holds' means in the search"
     )
     parser.add_argument("--limit", type=positive_int, default=None, help="test images (default: all)")
+    parser.add_argument(
+        "--bias-correction", action="store_true", help="bias correction in the analysis and every search"
+    )
     parser.add_argument("--method", action="append", help="methods to run (default: all)")
     parser.add_argument("--markdown", default=None, help="also write the table as Markdown to this file")
     args = parser.parse_args()
@@ -111,7 +117,9 @@ def main() -> None:
         calibration = [images for images, _ in iterate_batches(validation, 128, args.calibration)]
         fp32 = evaluate_accuracy(model, test, limit=args.limit, progress=True, description="FP32")
         started = time.perf_counter()
-        analysis = analyze_errors(model, analysis_batches(calibration), progress=True)
+        analysis = analyze_errors(
+            model, analysis_batches(calibration), progress=True, bias_correction=args.bias_correction
+        )
         seconds = time.perf_counter() - started
         print(f"\n{reference} ({dataset}): FP32 test {fp32:.2f} %, error analysis {seconds:.0f} s")
         header = ("method", "weights x", "acts x", "test %", "ORT %", "loss pp", "search s", "evals")
@@ -126,10 +134,13 @@ def main() -> None:
                 tolerance=args.tolerance,
                 validation_limit=args.validation_limit,
                 criterion=args.criterion,
+                bias_correction=args.bias_correction,
                 analysis=analysis,
                 progress=True,
             )
-            quantized = quantize_fx(model, calibration, clip=allocation.info["clip"], allocation=allocation)
+            quantized = quantize_fx(
+                model, calibration, allocation=allocation
+            )  # its recorded clip, bias correction
             accuracy, onnx_accuracy = integer_accuracies(quantized, calibration, test, args.limit, method)
             info = allocation.info
             rows[method] = {**info, "torch": accuracy, "onnxruntime": onnx_accuracy}
@@ -150,7 +161,9 @@ def main() -> None:
         tables.append((reference, fp32, rows))
     if args.markdown:
         command = "python benchmarks/allocation.py " + " ".join(sys.argv[1:])
-        write_text_atomically(Path(args.markdown), markdown(tables, command.strip(), args.criterion))
+        write_text_atomically(
+            Path(args.markdown), markdown(tables, command.strip(), args.criterion, args.bias_correction)
+        )
 
 
 if __name__ == "__main__":

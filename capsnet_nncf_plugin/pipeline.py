@@ -59,6 +59,7 @@ class RunConfig:
     method: str | None = DEFAULT_METHOD  # the allocation search; None or "none": uniform bits
     tolerance: float = 0.1
     criterion: str = "losses"
+    bias_correction: bool = False  # FX flow: biases absorb the quantized weights' mean error
     validation_limit: int | None = 2000  # validation images the search measures on
     weight_observer: str | None = None  # an observer name from `capsq plugins` (FX flow)
     activation_observer: str | None = None
@@ -89,6 +90,11 @@ class RunConfig:
         for name in ("weight_observer", "activation_observer"):
             if getattr(self, name) is not None:
                 get_observer(getattr(self, name))
+        if self.bias_correction and self.flow == "nncf":
+            raise ValueError(
+                "--bias-correction is the FX flow's; with --flow nncf, NNCF corrects biases itself "
+                "(fast_bias_correction in the NNCF configuration, on by default): drop --bias-correction"
+            )
         if self.nncf_config is not None and self.flow != "nncf":
             raise ValueError("nncf_config (--nncf-config) configures --flow nncf; add --flow nncf or drop it")
         for name in ("allocation", "nncf_config"):
@@ -213,6 +219,7 @@ def search_allocation(
         clip=config.clip,
         validation_limit=config.validation_limit,
         criterion=config.criterion,
+        bias_correction=config.bias_correction,
         progress=progress,
     )
     out_dir = Path(config.out_dir)
@@ -229,7 +236,9 @@ def quantize_model(
     progress: bool,
 ) -> torch.fx.GraphModule:
     """The integer model through the flow ``config.flow`` names, with the same bits either way."""
-    clip = config.clip if allocation is None else str(allocation.info.get("clip", config.clip))
+    # A searched allocation quantizes as its search measured it.
+    recorded = {} if allocation is None else allocation.info
+    clip = str(recorded.get("clip", config.clip))
     if config.flow == "fx":
         observers = {
             key: None if name is None else get_observer(name)
@@ -247,6 +256,7 @@ def quantize_model(
             clip=clip,
             allocation=allocation,
             progress=progress,
+            bias_correction=bool(recorded.get("bias_correction", config.bias_correction)),
             **observers,
         )
     if config.flow != "nncf":
@@ -344,12 +354,14 @@ def _bits_row(result: RunResult) -> tuple[str, str]:
     config = result.config
     if result.allocation is None:
         uniform = f"{config.weight_bits} / {config.activation_bits} / {config.routing_bits}"
-        return "bits (weights / activations / routing)", f"{uniform} (clip={config.clip})"
+        corrected = ", bias correction" if config.bias_correction else ""
+        return "bits (weights / activations / routing)", f"{uniform} (clip={config.clip}{corrected})"
     info = result.allocation["info"]
     if config.allocation is not None:
         return "bits", f"per layer from {config.allocation} ({result.allocation['method']})"
     searched = (
-        f"{info['method']}, tolerance {info['tolerance']} pp ({info.get('criterion', 'accuracy')}), "
+        f"{info['method']}, tolerance {info['tolerance']} pp ({info.get('criterion', 'accuracy')}"
+        f"{', bias correction' if info.get('bias_correction') else ''}), "
         f"{info['evaluations']} evaluations on {info['validation_images']} val images, "
         f"{info['analysis_seconds'] + info['search_seconds']:.0f} s"
     )

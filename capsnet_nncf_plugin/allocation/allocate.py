@@ -52,6 +52,7 @@ def allocate(
     analysis: ErrorAnalysis | None = None,
     progress: bool = False,
     criterion: str = "losses",
+    bias_correction: bool = False,
 ) -> BitAllocation:
     """Per-layer bits for ``model`` that lose at most ``tolerance`` percentage points of validation accuracy.
 
@@ -60,6 +61,8 @@ def allocate(
     images). ``method`` is a name from ``available_methods()``; ``weight_memory_budget`` (bits) is used by
     methods that fulfil a budget (Q-CapsNets). Pass a previous ``analysis`` to skip the error analysis.
     ``criterion``: what "within tolerance" means, ``"losses"`` or ``"accuracy"`` (see evaluator.py).
+    ``bias_correction``: every candidate (and the error analysis) corrects biases for its quantized weights
+    (``quantize_fx``); recorded in ``info``, so quantizing with the result repeats it.
     ``info`` of the result records the search: accuracies, evaluations, memory reductions,
     ``analysis_seconds`` (the error analysis) and ``search_seconds`` (everything else).
     """
@@ -74,9 +77,17 @@ def allocate(
     analysis_before = 0.0 if analysis is None else analysis.seconds
     if analysis is None:
         # Lazy: a method measures only the (layer, kind, width) entries it reads.
-        analysis = analyze_errors(model, analysis_batches(calibration), clip=clip, lazy=True)
+        analysis = analyze_errors(
+            model, analysis_batches(calibration), clip=clip, lazy=True, bias_correction=bias_correction
+        )
     evaluator = AccuracyEvaluator(
-        model, calibration, validation_data, clip=clip, limit=validation_limit, criterion=criterion
+        model,
+        calibration,
+        validation_data,
+        clip=clip,
+        limit=validation_limit,
+        criterion=criterion,
+        bias_correction=bias_correction,
     )
     context = SearchContext(
         layers=quantizable_layers(model),
@@ -95,6 +106,7 @@ def allocate(
             "method": method,
             "tolerance": tolerance,
             "clip": evaluator.clip_of(allocation),
+            "bias_correction": evaluator.bias_correction_of(allocation),
             "validation_images": evaluator.limit or len(validation_data),
             "fp32_validation_accuracy": evaluator.fp32_accuracy,
             "validation_accuracy": accuracy,

@@ -62,6 +62,7 @@ class AccuracyEvaluator:
         limit: int | None = None,
         batch_size: int = EVALUATION_BATCH,
         criterion: str = "losses",
+        bias_correction: bool = False,
     ) -> None:
         self.model = model.eval()
         self.calibration = list(calibration_batches)
@@ -69,6 +70,7 @@ class AccuracyEvaluator:
             raise ValueError("the allocation search needs at least one calibration batch")
         self.validation = validation_data
         self.clip = clip
+        self.bias_correction = bias_correction
         self.limit = limit
         self.batch_size = batch_size
         self.criterion = check_criterion(criterion)
@@ -83,15 +85,23 @@ class AccuracyEvaluator:
         """The allocation's own clipping mode (``info["clip"]``, set by methods that need one), else ours."""
         return str(allocation.info.get("clip", self.clip))
 
+    def bias_correction_of(self, allocation: BitAllocation) -> bool:
+        """The allocation's own choice (``info["bias_correction"]``, set by a baseline), else ours."""
+        return bool(allocation.info.get("bias_correction", self.bias_correction))
+
     def quantize(self, allocation: BitAllocation) -> torch.fx.GraphModule:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return quantize_fx(
-                self.model, self.calibration, clip=self.clip_of(allocation), allocation=allocation
+                self.model,
+                self.calibration,
+                clip=self.clip_of(allocation),
+                allocation=allocation,
+                bias_correction=self.bias_correction_of(allocation),
             )
 
     def _key(self, allocation: BitAllocation) -> tuple:
-        return (allocation.key(), self.clip_of(allocation))
+        return (allocation.key(), self.clip_of(allocation), self.bias_correction_of(allocation))
 
     def quantized_model(self, allocation: BitAllocation) -> torch.fx.GraphModule:
         """The integer model of ``allocation``; the one measured last is kept, so asking for it is free."""

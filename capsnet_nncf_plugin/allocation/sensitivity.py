@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from capsnet_nncf_plugin.allocation.layers import Layer, quantizable_layers
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
+from capsnet_nncf_plugin.fx.bias_correction import BiasCorrection
 from capsnet_nncf_plugin.fx.custom_modules import FLOAT_TO_OBSERVED, OBSERVED_TO_QUANTIZED
 from capsnet_nncf_plugin.fx.qconfig import LayerBits, RoutingBits, make_qconfig
 
@@ -158,9 +159,14 @@ def _capture_fp32(
 
 
 def quantize_alone(
-    module: torch.nn.Module, inputs: list[torch.Tensor], bits: LayerBits, clip: str, fused_relu: bool
+    module: torch.nn.Module,
+    inputs: list[torch.Tensor],
+    bits: LayerBits,
+    clip: str,
+    fused_relu: bool,
+    bias_correction: bool = False,
 ) -> torch.nn.Module:
-    """The plugin's quantized module for ``module`` alone, calibrated on ``inputs``."""
+    """The plugin's quantized module for ``module`` alone, calibrated (and bias-corrected) on ``inputs``."""
     float_layer = ConvReLU2d(copy.deepcopy(module), torch.nn.ReLU()) if fused_relu else copy.deepcopy(module)
     # A 16-bit reference weight needs no clipping search (it would cost more than the rest of the run).
     weight_clip = "minmax" if bits.weight >= REFERENCE_BITS else "mse"
@@ -168,9 +174,12 @@ def quantize_alone(
     observed_class = FLOAT_TO_OBSERVED[type(module)]
     observed = observed_class.from_float(float_layer)
     observed.activation_post_process = observed.qconfig.activation()
+    correction = BiasCorrection(observed) if bias_correction else None
     with torch.no_grad():
         for batch in inputs:
             observed.activation_post_process(observed(batch))
+    if correction is not None:
+        correction.apply()
     return OBSERVED_TO_QUANTIZED[observed_class].from_observed(observed)
 
 
@@ -190,10 +199,12 @@ def analyze_errors(
     clip: str = "hardware",
     progress: bool = False,
     lazy: bool = False,
+    bias_correction: bool = False,
 ) -> ErrorAnalysis:
     """The error of every (layer, kind, bits) alone, on the layer's output (see the module doc).
 
     ``lazy``: measure nothing but the FP32 pass now, each entry when first asked for.
+    ``bias_correction``: each layer's bias absorbs its quantized weights' mean error, as in ``quantize_fx``.
     """
     started = time.perf_counter()
     model = model.eval()
@@ -208,7 +219,9 @@ def analyze_errors(
     def measure(name: str, kind: str, bits: int) -> dict[str, float]:
         layer = by_name[name]
         inputs, outputs = captured[name]
-        quantized = quantize_alone(modules[name], inputs, _bits_for(kind, bits), clip, layer.fused_relu)
+        quantized = quantize_alone(
+            modules[name], inputs, _bits_for(kind, bits), clip, layer.fused_relu, bias_correction
+        )
         with torch.no_grad():
             approximations = [quantized(batch) for batch in inputs]
         approximation = torch.cat([a.dequantize() if a.is_quantized else a for a in approximations])

@@ -78,6 +78,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=list(CANDIDATE_BITS),
         help="candidate widths of the error analysis",
     )
+    parser.add_argument(
+        "--bias-correction",
+        action="store_true",
+        help="each layer's bias absorbs the mean output error of its quantized weights (analysis and search)",
+    )
     parser.add_argument("--compare", action="store_true", help="also run every other method for the plots")
     parser.add_argument("--out", default="reports/quantize", help="report folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -107,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
         candidate_bits=args.analysis_bits,
         clip=args.clip,
         progress=progress,
+        bias_correction=args.bias_correction,
     )
     analysis.save(out / "error_analysis.json")
     plot_sensitivity(out / "sensitivity.png", analysis)
@@ -128,13 +134,16 @@ def main(args: argparse.Namespace) -> int:
             analysis=analysis,
             progress=progress,
             criterion=args.criterion,
+            bias_correction=args.bias_correction,
         )
         logger.info("%s: %.0f s", method, time.perf_counter() - started)
     allocation = results[args.method]
     allocation.save(out / "allocation.json")
 
     fp32 = evaluate_accuracy(model, test, limit=args.limit, progress=progress, description="FP32 test")
-    quantized = quantize_fx(model, calibration, clip=allocation.info["clip"], allocation=allocation)
+    quantized = quantize_fx(
+        model, calibration, allocation=allocation
+    )  # the clip and bias correction it recorded
     accuracy = evaluate_accuracy(
         quantized, test, limit=args.limit, progress=progress, description="integer test"
     )

@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--criterion", default=defaults.criterion, choices=CRITERIA, help="search criterion")
     parser.add_argument(
+        "--bias-correction",
+        action="store_true",
+        help="FX flow: each layer's bias absorbs the mean output error of its quantized weights",
+    )
+    parser.add_argument(
         "--validation-limit",
         type=positive_int,
         default=defaults.validation_limit,
@@ -88,6 +93,7 @@ def main(args: argparse.Namespace) -> int:
         method=args.method,
         tolerance=args.tolerance,
         criterion=args.criterion,
+        bias_correction=args.bias_correction,
         validation_limit=args.validation_limit,
         weight_observer=args.weight_observer,
         activation_observer=args.activation_observer,

@@ -104,6 +104,10 @@ class ObservedModule(nn.Module):
     def activation_bits(self) -> int:
         return self.qconfig.activation().bits
 
+    def weighted_layer(self) -> nn.Module | None:
+        """The float layer whose weight this module quantizes (a convolution, linear or vote transform)."""
+        return None
+
     def signed_activation_observer(self, name: str) -> PowerOfTwoObserver:
         """An observer of an internal signed tensor (votes, pre-squash): the qconfig's bits and clipping."""
         template = self.qconfig.activation()
@@ -161,6 +165,11 @@ def _activation_point(name: str, quantizer: PowerOfTwoQuantizer, elements: int) 
 class ObservedLayer(ObservedModule):
     """Observed form of a layer with one weight (or none) and one output."""
 
+    def weighted_layer(self) -> nn.Module | None:
+        # A fused Conv+ReLU is a sequence whose first member holds the weight.
+        layer = self.layer[0] if isinstance(self.layer, _FusedModule) else self.layer
+        return None if isinstance(layer, nn.BatchNorm2d) else layer
+
 
 class QuantizedLayer(QuantizedModule):
     """A layer run on grid values with power-of-two integer weights; output on its grid."""
@@ -168,20 +177,19 @@ class QuantizedLayer(QuantizedModule):
     def __init__(self, observed: ObservedModule) -> None:
         super().__init__(observed)
         layer = observed.layer
-        # A fused Conv+ReLU is a sequence whose first member holds the weight.
-        weighted = layer[0] if isinstance(layer, _FusedModule) else layer
+        weighted = observed.weighted_layer()
         self.relu = isinstance(layer, ConvReLU2d)
         self.weighted: nn.Module | None = None
-        if isinstance(weighted, nn.BatchNorm2d):
+        if isinstance(layer, nn.BatchNorm2d):
             # Eval-mode batch norm as one per-channel multiply and add in float32: the two roundings every
             # backend reproduces (a fused formula would round differently). 256 of DeepCaps' parameters.
-            scale = weighted.weight.detach() / torch.sqrt(weighted.running_var + weighted.eps)
+            scale = layer.weight.detach() / torch.sqrt(layer.running_var + layer.eps)
             self.register_buffer("bn_scale", scale.float())
-            self.register_buffer("bn_shift", (weighted.bias.detach() - weighted.running_mean * scale).float())
+            self.register_buffer("bn_shift", (layer.bias.detach() - layer.running_mean * scale).float())
         elif isinstance(getattr(weighted, "weight", None), torch.Tensor):
             self.weighted = integer_weight_layer(weighted, observed.qconfig.weight(), "weight")
         else:
-            raise TypeError(f"no quantized form for {type(weighted).__name__}")
+            raise TypeError(f"no quantized form for {type(layer).__name__}")
         self.output_quantizer = _output_quantizer(observed)
 
     @property
@@ -246,6 +254,9 @@ class ObservedSquashLayer(ObservedModule):
         super().__init__(layer)
         self.pre_observer = self.signed_activation_observer("pre_squash")
 
+    def weighted_layer(self) -> nn.Module | None:
+        return None if isinstance(self.layer, Squash) else self.layer.conv
+
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
         pre = tensor if isinstance(self.layer, Squash) else self.layer.poses(tensor)
         self.pre_observer(pre)
@@ -269,7 +280,9 @@ class QuantizedSquashLayer(QuantizedModule):
             self.layer = None
         else:
             self.layer = copy.deepcopy(layer)
-            self.layer.conv = integer_weight_layer(layer.conv, observed.qconfig.weight(), "conv.weight")
+            self.layer.conv = integer_weight_layer(
+                observed.weighted_layer(), observed.qconfig.weight(), "conv.weight"
+            )
             self.weights = self.layer.conv.weights
 
     def pre_activation(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -403,6 +416,9 @@ class ObservedRoutingLayer(ObservedModule):
         self.routing_observers = RoutingObservers(routing.iterations, self.qconfig)
         self.votes_observer = self.signed_activation_observer("votes")
 
+    def weighted_layer(self) -> nn.Module | None:
+        return None if isinstance(self.layer, DynamicRouting) else self.layer.votes
+
     def _votes(self, tensor: torch.Tensor) -> torch.Tensor:
         if isinstance(self.layer, DynamicRouting):
             return tensor
@@ -439,7 +455,9 @@ class QuantizedRoutingLayer(QuantizedModule):
             self.layer = None
         else:
             self.layer = copy.deepcopy(layer)
-            self.layer.votes = integer_weight_layer(layer.votes, observed.qconfig.weight(), "votes.weight")
+            self.layer.votes = integer_weight_layer(
+                observed.weighted_layer(), observed.qconfig.weight(), "votes.weight"
+            )
             self.weights = self.layer.votes.weights
 
     def votes(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -11,12 +11,14 @@ from torch.ao.quantization import QConfigMapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 from tqdm.auto import tqdm
 
+from capsnet_nncf_plugin.fx.bias_correction import BiasCorrection
 from capsnet_nncf_plugin.fx.custom_configs import (
     get_capsnet_convert_custom_config,
     get_capsnet_prepare_custom_config,
 )
 from capsnet_nncf_plugin.fx.input_formats import MODEL_INPUT_BITS, separate_input_formats
 from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
+from capsnet_nncf_plugin.observers import DEFAULT_CLIP
 from capsnet_nncf_plugin.patterns import get_capsnet_backend_config
 
 
@@ -46,11 +48,23 @@ def prepare_capsnet_fx(
     return separate_input_formats(prepared, input_bits)
 
 
-def calibrate(prepared: torch.nn.Module, batches: Iterable[torch.Tensor], progress: bool = False) -> None:
-    """Run ``batches`` through a prepared model so that its observers see them."""
+def calibrate(
+    prepared: torch.nn.Module,
+    batches: Iterable[torch.Tensor],
+    progress: bool = False,
+    bias_correction: bool = False,
+) -> None:
+    """Run ``batches`` through a prepared model so that its observers see them.
+
+    ``bias_correction``: also measure the mean output error of each layer's quantized weights on these
+    batches and subtract it from the layer's bias (see ``bias_correction.py``), ready for ``convert_fx``.
+    """
+    correction = BiasCorrection(prepared) if bias_correction else None
     with torch.no_grad():
         for batch in tqdm(list(batches), desc="calibrate", disable=not progress, leave=False):
             prepared(batch)
+    if correction is not None:
+        correction.apply()
 
 
 def convert_capsnet_fx(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -70,12 +84,13 @@ def quantize_fx(
     weight_bits: int = 8,
     activation_bits: int = 8,
     routing_bits: int = 8,
-    clip: str = "hardware",
+    clip: str | None = None,
     allocation: object = None,
     progress: bool = False,
     weight_observer: type | None = None,
     activation_observer: type | None = None,
     input_bits: int = MODEL_INPUT_BITS,
+    bias_correction: bool | None = None,
 ) -> torch.fx.GraphModule:
     """Post-training quantization of ``model`` (left untouched) with power-of-two scales.
 
@@ -83,11 +98,19 @@ def quantize_fx(
     capsule-aware qconfig mapping, custom-module config and BackendConfig, calibration on
     ``calibration_batches`` (images), then ``convert_fx``. The model input gets its own ``input_bits``
     format and each layer reads its producer's (``separate_input_formats``), so a layer's activation bits
-    set its output.
+    set its output. ``bias_correction``: each convolution's and linear layer's bias absorbs the mean output
+    error of its quantized weights, measured on the calibration batches (helps most below 5 bits).
+
+    ``clip`` and ``bias_correction`` left at None take what ``allocation.info`` records (the settings its
+    search measured with, see ``allocate``), else ``"hardware"`` and no bias correction.
     """
     batches = list(calibration_batches)
     if not batches:
         raise ValueError("quantize_fx needs at least one calibration batch")
+    recorded = getattr(allocation, "info", None) or {}
+    clip = str(recorded.get("clip", DEFAULT_CLIP)) if clip is None else clip
+    if bias_correction is None:
+        bias_correction = bool(recorded.get("bias_correction", False))
     qconfig_mapping = get_capsnet_qconfig_mapping(
         weight_bits,
         activation_bits,
@@ -98,5 +121,5 @@ def quantize_fx(
         activation_observer=activation_observer,
     )
     prepared = prepare_capsnet_fx(model, qconfig_mapping, batches[0], input_bits)
-    calibrate(prepared, batches, progress)
+    calibrate(prepared, batches, progress, bias_correction)
     return convert_capsnet_fx(prepared)

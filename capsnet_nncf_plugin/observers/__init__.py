@@ -7,6 +7,7 @@ docs/observers.md.
 
 from capsnet_nncf_plugin.observers.clipping import (
     CLIP_MODES,
+    DEFAULT_CLIP,
     DEFAULT_PERCENTILE,
     hardware_exponent,
     minmax_exponent,
@@ -49,6 +50,7 @@ from capsnet_nncf_plugin.observers.torch_ao_dtype import torch_ao_dtype
 
 __all__ = [
     "CLIP_MODES",
+    "DEFAULT_CLIP",
     "DEFAULT_PERCENTILE",
     "DEFAULT_RESERVOIR_SIZE",
     "MAX_BITS",

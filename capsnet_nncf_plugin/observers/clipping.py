@@ -23,6 +23,8 @@ from capsnet_nncf_plugin.observers.power_of_two import MAX_EXPONENT, MIN_EXPONEN
 
 #: The clipping modes an observer accepts, by name.
 CLIP_MODES = ("minmax", "hardware", "percentile", "mse")
+#: The activation clipping the flows apply unless told otherwise: the range tailored to the integer format.
+DEFAULT_CLIP = "hardware"
 
 DEFAULT_PERCENTILE = 99.99
 

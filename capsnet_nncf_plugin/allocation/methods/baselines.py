@@ -1,7 +1,7 @@
 """Baselines in the same framework: uniform 8-bit, and Q-CapsNets (Marchisio et al., DAC 2020).
 
-Q-CapsNets, re-implemented from its paper, with round-to-nearest and saturation and no range clipping
-(``clip="minmax"``):
+Q-CapsNets, re-implemented from its paper, with round-to-nearest and saturation, no range clipping
+(``clip="minmax"``) and no bias correction:
 
     1. layer-uniform: the smallest width Q (up to 16) for weights and activations together that keeps
        accuracy
@@ -42,7 +42,9 @@ def _weight_bits(allocation: BitAllocation, context: SearchContext) -> float:
 
 def qcapsnets(context: SearchContext) -> BitAllocation:
     allocation = context.uniform()
-    allocation.info["clip"] = QCAPSNETS_CLIP  # every candidate derived from it quantizes without clipping
+    # Every candidate derived from it quantizes as Q-CapsNets does: no clipping, no bias correction.
+    allocation.info["clip"] = QCAPSNETS_CLIP
+    allocation.info["bias_correction"] = False
     weights, activations = context.names_with("weight"), context.names_with("activation")
 
     def uniform(bits: int) -> BitAllocation:
