@@ -99,7 +99,8 @@ def quantize_fx(
     ``calibration_batches`` (images), then ``convert_fx``. The model input gets its own ``input_bits``
     format and each layer reads its producer's (``separate_input_formats``), so a layer's activation bits
     set its output. ``bias_correction``: each convolution's and linear layer's bias absorbs the mean output
-    error of its quantized weights, measured on the calibration batches (helps most below 5 bits).
+    error of its quantized weights, measured on the calibration batches (it pays at 3 bits and below,
+    see docs/fx.md).
 
     ``clip`` and ``bias_correction`` left at None take what ``allocation.info`` records (the settings its
     search measured with, see ``allocate``), else ``"hardware"`` and no bias correction.
