@@ -138,9 +138,8 @@ def main() -> None:
                 analysis=analysis,
                 progress=True,
             )
-            quantized = quantize_fx(
-                model, calibration, allocation=allocation
-            )  # its recorded clip, bias correction
+            # With the clip and bias correction the allocation recorded, as its search measured it.
+            quantized = quantize_fx(model, calibration, allocation=allocation)
             accuracy, onnx_accuracy = integer_accuracies(quantized, calibration, test, args.limit, method)
             info = allocation.info
             rows[method] = {**info, "torch": accuracy, "onnxruntime": onnx_accuracy}

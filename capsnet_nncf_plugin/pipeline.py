@@ -90,6 +90,10 @@ class RunConfig:
         for name in ("weight_observer", "activation_observer"):
             if getattr(self, name) is not None:
                 get_observer(getattr(self, name))
+        if self.flow == "nncf" and (self.weight_observer or self.activation_observer):
+            raise ValueError(
+                "--flow nncf takes its ranges from NNCF; observer choices apply to --flow fx only"
+            )
         if self.bias_correction and self.flow == "nncf":
             raise ValueError(
                 "--bias-correction is the FX flow's; with --flow nncf, NNCF corrects biases itself "
@@ -235,7 +239,10 @@ def quantize_model(
     allocation: BitAllocation | None,
     progress: bool,
 ) -> torch.fx.GraphModule:
-    """The integer model through the flow ``config.flow`` names, with the same bits either way."""
+    """The integer model through the flow ``config.flow`` names, with the same bits either way.
+
+    ``config`` has passed ``RunConfig.check()`` (``run`` calls it first).
+    """
     # A searched allocation quantizes as its search measured it.
     recorded = {} if allocation is None else allocation.info
     clip = str(recorded.get("clip", config.clip))
@@ -259,10 +266,6 @@ def quantize_model(
             bias_correction=bool(recorded.get("bias_correction", config.bias_correction)),
             **observers,
         )
-    if config.flow != "nncf":
-        raise ValueError(f"flow must be 'fx' or 'nncf', got {config.flow!r}")
-    if config.weight_observer or config.activation_observer:
-        raise ValueError("--flow nncf takes its ranges from NNCF; observer choices apply to --flow fx only")
     from capsnet_nncf_plugin.nncf import quantize
     from capsnet_nncf_plugin.nncf.config import read_config_file
 

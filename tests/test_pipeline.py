@@ -26,6 +26,8 @@ NO_MODEL = "zoo:not-a-model"
         ({"method": "nope"}, r"unknown allocation method 'nope'; available: .*error-guided"),
         ({"activation_observer": "nope"}, r"unknown observer 'nope'; available: .*pot"),
         ({"nncf_config": "nncf.yaml"}, r"configures --flow nncf; add --flow nncf or drop it"),
+        ({"flow": "nncf", "weight_observer": "pot"}, r"observer choices apply to --flow fx only"),
+        ({"flow": "nncf", "bias_correction": True}, r"NNCF corrects biases itself"),
     ],
 )
 def test_run_refuses_a_configuration_that_cannot_work(fields, message):

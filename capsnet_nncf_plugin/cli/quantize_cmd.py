@@ -141,9 +141,8 @@ def main(args: argparse.Namespace) -> int:
     allocation.save(out / "allocation.json")
 
     fp32 = evaluate_accuracy(model, test, limit=args.limit, progress=progress, description="FP32 test")
-    quantized = quantize_fx(
-        model, calibration, allocation=allocation
-    )  # the clip and bias correction it recorded
+    # With the clip and bias correction the allocation recorded, as its search measured it.
+    quantized = quantize_fx(model, calibration, allocation=allocation)
     accuracy = evaluate_accuracy(
         quantized, test, limit=args.limit, progress=progress, description="integer test"
     )
