@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from capsnet_nncf_plugin.models import available_pretrained
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -28,7 +30,7 @@ def test_an_unknown_zoo_model_is_one_line_naming_the_zoo(script):
     assert completed.returncode == 2, completed.stderr[-2000:]
     assert "Traceback" not in completed.stderr
     assert completed.stderr.strip().splitlines()[-1] == (
-        f"{script}: error: no zoo model named 'nope'; available: shallowcaps-fmnist, shallowcaps-mnist "
+        f"{script}: error: no zoo model named 'nope'; available: {', '.join(available_pretrained())} "
         "(see `capsq zoo list`)"
     )
 
