@@ -3,6 +3,7 @@
     python benchmarks/allocation.py                                  # every zoo model, tolerance 0.1 pp
     python benchmarks/allocation.py --model runs/x/best.pt --validation-limit 2000 --limit 2000
     python benchmarks/allocation.py --markdown docs/results.md      # regenerates the reproduction table
+    python benchmarks/allocation.py --model zoo:deepcaps-mnist --markdown docs/results.md   # adds one model
 
 For each model: one error analysis shared by the methods, then each method's search on the validation
 split; the integer model of each allocation is measured on the test split in torch and, exported to QDQ
@@ -10,16 +11,24 @@ ONNX, in onnxruntime with the custom-op library. Columns: weight and activation 
 FP32, test accuracy in torch and onnxruntime, accuracy loss (pp), search time (s, error analysis excluded)
 and the number of accuracy evaluations. The last lines say which approaches reach the Q-CapsNets
 baseline's weight reduction at the same tolerance.
+
+With ``--markdown PATH`` every finished (model, method) row is also kept in ``PATH`` with the suffix
+``.json``, written atomically as soon as it is measured, and the Markdown is rendered from that record.
+Rows of models or methods this run does not touch stay, so the DeepCaps searches (hours on 2 cores) can
+run model by model and an interrupted run resumes where it stopped: a row already recorded under the same
+settings is not measured again (``--fresh`` re-measures it). A record made with other settings is refused.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import datetime
+import json
 import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_methods
 from capsnet_nncf_plugin.allocation.allocate import analysis_batches
@@ -35,6 +44,10 @@ from capsnet_nncf_plugin.models import available_pretrained, open_checkpoint
 from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
 
 PROGRESSIVE = ("progressive-descent", "error-guided", "block-routing")
+#: The options a record's rows share: a row measured under others does not belong in the same table.
+SETTINGS = ("tolerance", "calibration", "validation_limit", "criterion", "limit", "bias_correction")
+#: What a row keeps of an allocation's ``info``, beside its test accuracies.
+ROW_KEYS = ("weight_reduction", "activation_reduction", "search_seconds", "evaluations")
 
 PUBLISHED = """## Published figures (for comparison)
 
@@ -44,7 +57,8 @@ PUBLISHED = """## Published figures (for comparison)
 | Q-CapsNets, Marchisio et al., DAC 2020 | DeepCaps / CIFAR-10 | 6.2 | - | 0.15 pp |
 
 The zoo has no CIFAR-10 model (the dataset is in no registry reachable here); the rows above are the
-papers' own numbers, beside ours on MNIST and Fashion-MNIST. Memory definitions: docs/memory.md.
+papers' own numbers, beside ours on MNIST and Fashion-MNIST. Memory definitions: docs/memory.md. Every
+table of this kind and its command: docs/benchmarks.md.
 """
 
 
@@ -59,29 +73,100 @@ def integer_accuracies(quantized, calibration, test, limit, label) -> tuple[floa
     return agreement.reference_accuracy, agreement.candidate_accuracy
 
 
-def markdown(
-    tables: list[tuple[str, float, dict[str, dict]]], command: str, criterion: str, bias_correction: bool
-) -> str:
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in SETTINGS}
+
+
+def regenerating_command(settings: dict[str, Any], markdown_path: str) -> str:
+    """The command that remeasures every zoo model under ``settings`` into ``markdown_path``."""
+    defaults = {"tolerance": 0.1, "calibration": 512, "criterion": "losses"}
+    options = []
+    for name in SETTINGS:
+        value = settings[name]
+        if value is None or value is False or defaults.get(name) == value:
+            continue
+        flag = "--" + name.replace("_", "-")
+        options.append(flag if value is True else f"{flag} {value}")
+    return " ".join(["python benchmarks/allocation.py", *options, "--markdown", markdown_path])
+
+
+class Record:
+    """The rows measured so far under one set of settings, kept as JSON beside the Markdown table."""
+
+    def __init__(self, path: Path, settings: dict[str, Any], fresh: bool) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"settings": settings, "models": {}}
+        if path.exists() and not fresh:
+            stored = json.loads(path.read_text())
+            if stored.get("settings") != settings:
+                raise ValueError(
+                    f"{path} holds rows measured with {stored.get('settings')}, not {settings}; "
+                    "rerun with those settings to extend it, pass --fresh to start it over, "
+                    "or give --markdown another path"
+                )
+            self.data = stored
+
+    def model(self, reference: str) -> dict[str, Any]:
+        return self.data["models"].setdefault(reference, {"methods": {}})
+
+    def missing(self, reference: str, methods: list[str]) -> list[str]:
+        recorded = self.data["models"].get(reference, {}).get("methods", {})
+        return [method for method in methods if method not in recorded]
+
+    def add(self, reference: str, fp32: float, method: str, row: dict[str, Any]) -> None:
+        entry = self.model(reference)
+        entry["fp32"] = fp32
+        entry["methods"][method] = {**row, "measured": datetime.date.today().isoformat()}
+        write_text_atomically(self.path, json.dumps(self.data, indent=2) + "\n")
+
+
+def qcapsnets_reached(rows: dict[str, dict]) -> str | None:
+    """Which progressive approaches reach the Q-CapsNets baseline's weight reduction, as one line."""
+    if "qcapsnets" not in rows:
+        return None
+    baseline = rows["qcapsnets"]["weight_reduction"]
+    reached = [m for m in PROGRESSIVE if m in rows and rows[m]["weight_reduction"] >= baseline]
+    return f"reach the Q-CapsNets weight reduction ({baseline:.2f}x): {', '.join(reached) or 'none'}"
+
+
+def markdown(record: dict[str, Any], command: str) -> str:
+    settings = record["settings"]
     lines = [
         "# Results",
         "",
-        f"Produced by `{command}`; every number below comes from that one run. Test-set accuracy of the",
-        "integer model (integer squash and routing), in torch and in onnxruntime with the custom-op library.",
-        f"Search criterion: `{criterion}` (what it means: docs/allocation.md). Bias correction: "
-        f"{'on (not in the Q-CapsNets baseline, which has none)' if bias_correction else 'off'}.",
+        "Regenerated by",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        "which resumes from the JSON record beside this file (each row's date is there) and adds the zoo",
+        "models it lacks. Test-set accuracy of the integer model (integer squash and routing), in torch and",
+        "in onnxruntime with the custom-op library; each row's ratios come from one run.",
+        f"Search criterion: `{settings['criterion']}` (what it means: docs/allocation.md). Bias correction: "
+        f"{'on (not in the Q-CapsNets baseline, which has none)' if settings['bias_correction'] else 'off'}.",
         "",
         "| model | method | FP32 % | torch % | onnxruntime % | loss pp | weights x | activations x "
         "| search s | evals |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for reference, fp32, rows in tables:
-        for method, row in rows.items():
+    summaries = []
+    for reference, entry in sorted(record["models"].items()):
+        fp32, rows = entry["fp32"], entry["methods"]
+        for method, row in sorted(rows.items()):
             lines.append(
                 f"| {reference} | {method} | {fp32:.2f} | {row['torch']:.2f} | {row['onnxruntime']:.2f} | "
                 f"{fp32 - row['torch']:.2f} | {row['weight_reduction']:.2f} | "
                 f"{row['activation_reduction']:.2f} | {row['search_seconds']:.0f} | {row['evaluations']} |"
             )
-    return "\n".join(lines) + "\n\n" + PUBLISHED
+        reached = qcapsnets_reached(rows)
+        if reached:
+            summaries.append(f"- {reference}: {reached}")
+    body = "\n".join(lines) + "\n"
+    if summaries:
+        body += "\nProgressive approaches against the Q-CapsNets baseline, same tolerance:\n\n"
+        body += "\n".join(summaries) + "\n"
+    return body + "\n" + PUBLISHED
 
 
 def main() -> None:
@@ -100,15 +185,28 @@ def main() -> None:
         "--bias-correction", action="store_true", help="bias correction in the analysis and every search"
     )
     parser.add_argument("--method", action="append", help="methods to run (default: all)")
-    parser.add_argument("--markdown", default=None, help="also write the table as Markdown to this file")
+    parser.add_argument(
+        "--markdown", default=None, help="also keep the rows in PATH.json and render them as Markdown to PATH"
+    )
+    parser.add_argument("--fresh", action="store_true", help="re-measure rows the --markdown record has")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     references = args.model or [f"zoo:{name}" for name in available_pretrained()]
     if not references:
         raise SystemExit("the zoo is empty; pass --model CHECKPOINT")
     methods = args.method or available_methods()
-    tables = []
+    record = None
+    if args.markdown:
+        try:
+            record = Record(Path(args.markdown).with_suffix(".json"), settings_of(args), args.fresh)
+        except ValueError as error:
+            parser.error(str(error))
+        command = regenerating_command(settings_of(args), args.markdown)
     for reference in references:
+        to_measure = record.missing(reference, methods) if record else methods
+        if not to_measure:
+            print(f"\n{reference}: every requested method is in {record.path} already (--fresh remeasures)")
+            continue
         checkpoint = open_checkpoint(reference)
         checkpoint.model.without_decoder()
         model = checkpoint.model.eval()
@@ -125,7 +223,7 @@ def main() -> None:
         header = ("method", "weights x", "acts x", "test %", "ORT %", "loss pp", "search s", "evals")
         print(f"{header[0]:<22}" + "".join(f"{h:>10}" for h in header[1:]))
         rows = {}
-        for method in methods:
+        for method in to_measure:
             allocation = allocate(
                 model,
                 calibration,
@@ -142,7 +240,11 @@ def main() -> None:
             quantized = quantize_fx(model, calibration, allocation=allocation)
             accuracy, onnx_accuracy = integer_accuracies(quantized, calibration, test, args.limit, method)
             info = allocation.info
-            rows[method] = {**info, "torch": accuracy, "onnxruntime": onnx_accuracy}
+            rows[method] = {key: info[key] for key in ROW_KEYS}
+            rows[method].update(torch=accuracy, onnxruntime=onnx_accuracy, allocation=allocation.to_dict())
+            if record:
+                record.add(reference, fp32, method, rows[method])
+                write_text_atomically(Path(args.markdown), markdown(record.data, command))
             cells = (
                 f"{info['weight_reduction']:.2f}",
                 f"{info['activation_reduction']:.2f}",
@@ -153,16 +255,9 @@ def main() -> None:
                 str(info["evaluations"]),
             )
             print(f"{method:<22}" + "".join(f"{c:>10}" for c in cells))
-        if "qcapsnets" in rows:
-            baseline = rows["qcapsnets"]["weight_reduction"]
-            reached = [m for m in PROGRESSIVE if m in rows and rows[m]["weight_reduction"] >= baseline]
-            print(f"reach the Q-CapsNets weight reduction ({baseline:.2f}x): {', '.join(reached) or 'none'}")
-        tables.append((reference, fp32, rows))
-    if args.markdown:
-        command = "python benchmarks/allocation.py " + " ".join(sys.argv[1:])
-        write_text_atomically(
-            Path(args.markdown), markdown(tables, command.strip(), args.criterion, args.bias_correction)
-        )
+        reached = qcapsnets_reached(record.model(reference)["methods"] if record else rows)
+        if reached:
+            print(reached)
 
 
 if __name__ == "__main__":

@@ -1,33 +1,66 @@
-"""benchmarks/allocation.py end to end on a small budget: it runs, prints its table, writes the Markdown."""
+"""benchmarks/allocation.py end to end on a small budget: it runs, prints its table, writes the Markdown
+and the JSON record behind it, resumes from that record and refuses to mix settings."""
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+SMALL_BUDGET = ["--method", "uniform-8", "--tolerance", "100", "--calibration", "128"]
+SMALL_BUDGET += ["--criterion", "accuracy", "--validation-limit", "100", "--limit", "100"]
 
 
-def test_allocation_benchmark_writes_the_reproduction_table(untrained_mnist_checkpoint, tmp_path):
-    markdown = tmp_path / "results.md"
-    command = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "allocation.py"),
-        "--model",
-        str(untrained_mnist_checkpoint),
-    ]
-    command += ["--method", "uniform-8", "--tolerance", "100", "--calibration", "128"]
-    command += ["--criterion", "accuracy"]
-    command += ["--validation-limit", "100", "--limit", "100", "--markdown", str(markdown)]
-    completed = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
-    )
+def run_benchmark(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "benchmarks" / "allocation.py"), *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)
+
+
+def row_cells(table: str, model: str, method: str) -> list[str]:
+    row = next(line for line in table.splitlines() if line.startswith(f"| {model} | {method} |"))
+    return [cell.strip() for cell in row.strip("|").split("|")]
+
+
+def test_allocation_benchmark_writes_resumes_and_extends_the_reproduction_table(
+    untrained_mnist_checkpoint, tmp_path
+):
+    markdown, record = tmp_path / "results.md", tmp_path / "results.json"
+    first = str(untrained_mnist_checkpoint)
+    completed = run_benchmark(tmp_path, "--model", first, *SMALL_BUDGET, "--markdown", str(markdown))
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "uniform-8" in completed.stdout
     table = markdown.read_text()
-    row = next(line for line in table.splitlines() if "| uniform-8 |" in line)
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    cells = row_cells(table, first, "uniform-8")
     # 8-bit everywhere: 4x on weights and activations; torch and onnxruntime agree on every image.
     assert cells[6:8] == ["4.00", "4.00"]
     assert cells[3] == cells[4]
-    assert "Search criterion: `accuracy`" in table
-    assert "Published figures" in table
+    assert "Search criterion: `accuracy`" in table and "Published figures" in table
+    assert "--criterion accuracy --limit 100 --markdown" in table  # the regenerating command
+    stored = json.loads(record.read_text())
+    assert stored["settings"]["tolerance"] == 100 and stored["settings"]["validation_limit"] == 100
+    row = stored["models"][first]["methods"]["uniform-8"]
+    assert round(row["weight_reduction"], 2) == 4.0 and f"{row['torch']:.2f}" == cells[3]
+    assert {layer["weight"] for layer in row["allocation"]["layers"].values()} == {8}
+
+    # The same settings again with a second model: the first is taken from the record, not re-measured.
+    second = tmp_path / "second.pt"
+    shutil.copyfile(untrained_mnist_checkpoint, second)
+    completed = run_benchmark(
+        tmp_path, "--model", first, "--model", str(second), *SMALL_BUDGET, "--markdown", str(markdown)
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"{first}: every requested method is in {record}" in completed.stdout
+    extended = json.loads(record.read_text())
+    assert extended["models"][first] == stored["models"][first]
+    assert row_cells(markdown.read_text(), str(second), "uniform-8")[6:8] == ["4.00", "4.00"]
+    assert row_cells(markdown.read_text(), first, "uniform-8") == cells
+
+    # Other settings would mix two experiments in one table: refused, nothing rewritten.
+    before = markdown.read_text(), record.read_text()
+    other = [*SMALL_BUDGET[:3], "50", *SMALL_BUDGET[4:]]
+    completed = run_benchmark(tmp_path, "--model", first, *other, "--markdown", str(markdown))
+    assert completed.returncode == 2
+    last_line = completed.stderr.strip().splitlines()[-1]
+    assert f"{record} holds rows measured with" in last_line and "--fresh" in last_line
+    assert (markdown.read_text(), record.read_text()) == before
