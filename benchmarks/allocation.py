@@ -77,13 +77,12 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in SETTINGS}
 
 
-def regenerating_command(settings: dict[str, Any], markdown_path: str) -> str:
-    """The command that remeasures every zoo model under ``settings`` into ``markdown_path``."""
-    defaults = {"tolerance": 0.1, "calibration": 512, "criterion": "losses"}
+def regenerating_command(settings: dict[str, Any], defaults: dict[str, Any], markdown_path: str) -> str:
+    """The command that remeasures every zoo model under ``settings`` (options at ``defaults`` left out)."""
     options = []
     for name in SETTINGS:
         value = settings[name]
-        if value is None or value is False or defaults.get(name) == value:
+        if value is None or value is False or defaults[name] == value:
             continue
         flag = "--" + name.replace("_", "-")
         options.append(flag if value is True else f"{flag} {value}")
@@ -201,7 +200,8 @@ def main() -> None:
             record = Record(Path(args.markdown).with_suffix(".json"), settings_of(args), args.fresh)
         except ValueError as error:
             parser.error(str(error))
-        command = regenerating_command(settings_of(args), args.markdown)
+        defaults = {name: parser.get_default(name) for name in SETTINGS}
+        command = regenerating_command(settings_of(args), defaults, args.markdown)
     for reference in references:
         to_measure = record.missing(reference, methods) if record else methods
         if not to_measure:
