@@ -108,6 +108,9 @@ class Record:
     def model(self, reference: str) -> dict[str, Any]:
         return self.data["models"].setdefault(reference, {"methods": {}})
 
+    def fp32(self, reference: str) -> float | None:
+        return self.data["models"].get(reference, {}).get("fp32")
+
     def missing(self, reference: str, methods: list[str]) -> list[str]:
         recorded = self.data["models"].get(reference, {}).get("methods", {})
         return [method for method in methods if method not in recorded]
@@ -196,12 +199,13 @@ def main() -> None:
     methods = args.method or available_methods()
     record = None
     if args.markdown:
+        settings = settings_of(args)
         try:
-            record = Record(Path(args.markdown).with_suffix(".json"), settings_of(args), args.fresh)
+            record = Record(Path(args.markdown).with_suffix(".json"), settings, args.fresh)
         except ValueError as error:
             parser.error(str(error))
         defaults = {name: parser.get_default(name) for name in SETTINGS}
-        command = regenerating_command(settings_of(args), defaults, args.markdown)
+        command = regenerating_command(settings, defaults, args.markdown)
     for reference in references:
         to_measure = record.missing(reference, methods) if record else methods
         if not to_measure:
@@ -213,7 +217,10 @@ def main() -> None:
         dataset = checkpoint.metadata["dataset"]
         validation, test = load_dataset(dataset, "val"), load_dataset(dataset, "test")
         calibration = [images for images, _ in iterate_batches(validation, 128, args.calibration)]
-        fp32 = evaluate_accuracy(model, test, limit=args.limit, progress=True, description="FP32")
+        # A resumed model keeps the FP32 accuracy its earlier rows were measured against (same settings).
+        fp32 = record.fp32(reference) if record else None
+        if fp32 is None:
+            fp32 = evaluate_accuracy(model, test, limit=args.limit, progress=True, description="FP32")
         started = time.perf_counter()
         analysis = analyze_errors(
             model, analysis_batches(calibration), progress=True, bias_correction=args.bias_correction
