@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from capsnet_nncf_plugin.fx.custom_modules import FLOAT_TO_OBSERVED, ObservedRoutingLayer
+from capsnet_nncf_plugin.nn import DynamicRouting
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,11 @@ def blocks(layers: list[Layer]) -> dict[str, list[Layer]]:
     for layer in layers:
         grouped.setdefault(layer.block, []).append(layer)
     return grouped
+
+
+def routing_iterations(module: torch.nn.Module) -> int:
+    """How many routing iterations a routing layer (``DynamicRouting`` or a layer owning one) runs."""
+    routing = module if isinstance(module, DynamicRouting) else getattr(module, "routing", None)
+    if not isinstance(routing, DynamicRouting):
+        raise ValueError(f"{type(module).__name__} does not route; routing layers hold a DynamicRouting")
+    return routing.iterations

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
-from capsnet_nncf_plugin.allocation.sensitivity import KINDS, ErrorAnalysis
+from capsnet_nncf_plugin.allocation.sensitivity import BLOCK_KINDS, KINDS, ErrorAnalysis
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.figures import pyplot, save_png
 
@@ -104,23 +104,67 @@ def plot_accuracy_vs_memory(path: Path, comparison: list[dict[str, Any]]) -> Non
     save_png(figure, path)
 
 
-def plot_sensitivity(path: Path, analysis: ErrorAnalysis) -> None:
-    """SQNR of each layer's output against bit-width, one panel per kind of tensor."""
+def _sqnr_panels(path: Path, panels: dict[str, dict[str, dict[int, dict[str, float]]]], ylabel: str) -> None:
+    """One panel per title, one line per unit: output SQNR against bit-width (infinite SQNR drawn at 99)."""
     plt = pyplot()
-    analysis.complete()
-    kinds = [k for k in KINDS if any(k in kinds for kinds in analysis.errors.values())]
-    figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.8), squeeze=False)
-    for axis, kind in zip(axes[0], kinds, strict=True):
-        for name, by_kind in analysis.errors.items():
-            if kind in by_kind:
-                widths = sorted(by_kind[kind])
-                axis.plot(
-                    widths, [min(by_kind[kind][b]["sqnr_db"], 99.0) for b in widths], marker="o", label=name
-                )
-        axis.set_title(f"{kind} alone")
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
+    for axis, (title, curves) in zip(axes[0], panels.items(), strict=True):
+        for label, by_bits in curves.items():
+            widths = sorted(by_bits)
+            axis.plot(widths, [min(by_bits[b]["sqnr_db"], 99.0) for b in widths], marker="o", label=label)
+        axis.set_title(title)
         axis.set_xlabel("bits")
-        axis.set_ylabel("layer output SQNR (dB)")
+        axis.set_ylabel(ylabel)
         axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    # One legend, on the panel with the most lines: the others draw a subset of the same units.
+    max(axes[0], key=lambda axis: len(axis.lines)).legend(fontsize=7)
     figure.tight_layout()
     save_png(figure, path)
+
+
+def plot_sensitivity(path: Path, analysis: ErrorAnalysis) -> None:
+    """SQNR of each layer's output against bit-width, one panel per kind of tensor."""
+    analysis.complete()
+    panels = {
+        f"{kind} alone": {name: by_kind[kind] for name, by_kind in analysis.errors.items() if kind in by_kind}
+        for kind in KINDS
+        if any(kind in by_kind for by_kind in analysis.errors.values())
+    }
+    _sqnr_panels(path, panels, "layer output SQNR (dB)")
+
+
+def plot_block_sensitivity(path: Path, analysis: ErrorAnalysis) -> None:
+    """SQNR of each block's output against bit-width with all its layers quantized, per kind."""
+    analysis.complete()
+    bits = analysis.candidate_bits
+    panels = {
+        f"block {kind}": {
+            block: {b: analysis.block_error(block, kind, b) for b in bits}
+            for block in analysis.blocks()
+            if kind in analysis.block_kinds(block)
+        }
+        for kind in BLOCK_KINDS
+    }
+    _sqnr_panels(
+        path, {title: curves for title, curves in panels.items() if curves}, "block output SQNR (dB)"
+    )
+
+
+def plot_routing_sensitivity(path: Path, analysis: ErrorAnalysis) -> bool:
+    """SQNR of each routing layer's output with one routing tensor of one iteration quantized, one panel
+    per routing layer (lines: b[t], c[t], s[t], v[t]); ``False`` (no file) for a model without routing."""
+    analysis.complete()
+    symbols = {"logits": "b", "coupling": "c", "pre_activation": "s", "output": "v"}
+    panels = {
+        f"{name} routing": {
+            # b[0] is the zero start; logit update t sets b[t + 1], as the quantization points name it.
+            f"{symbols[tensor]}[{index + 1 if tensor == 'logits' else index}]": by_bits
+            for tensor, by_index in by_tensor.items()
+            for index, by_bits in by_index.items()
+        }
+        for name, by_tensor in analysis.iteration_errors.items()
+    }
+    if not panels:
+        return False
+    _sqnr_panels(path, panels, "routing layer output SQNR (dB)")
+    return True

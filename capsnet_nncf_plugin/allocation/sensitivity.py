@@ -1,14 +1,22 @@
-"""Quantization-error analysis: how much each layer's output suffers from each bit-width, alone.
+"""Quantization-error analysis: how much each layer, block and routing iteration suffers from each
+bit-width, alone.
 
-For every quantizable layer, every kind of tensor it quantizes (weights, its activation, its routing
-tensors) and every candidate width, the layer is quantized *alone* with that kind at that width and every
-other kind at 16 bits, and run on its cached FP32 inputs; the error is measured on its output against the
-cached FP32 output (SQNR in dB and MSE). Only the layer under test runs (the FP32 inputs and outputs of all
-layers come from one pass over the calibration data), so the whole analysis costs about one calibration
-pass per (layer, kind, width).
+Three levels, each quantized *alone* at every candidate width with everything else at 16 bits, each run
+on the FP32 inputs cached by one pass over the calibration data, each error measured on its own output
+against the cached FP32 output (SQNR in dB and MSE):
 
-A lazy analysis (``analyze_errors(..., lazy=True)``) measures each (layer, kind, width) the first time a
-method asks for it: progressive descent reads one width per kind, so it pays for 6 of ShallowCaps' 49.
+* layers: every quantizable layer and every kind of tensor it quantizes (weights, its activation, its
+  routing tensors);
+* blocks (a DeepCaps cell, a ShallowCaps layer): every layer of the block at once, for weights and for
+  activations, on the block's output, each layer calibrated on its own FP32 inputs; a block of one layer
+  is that layer;
+* routing iterations: one routing tensor (b, c, s or v) of one iteration of one routing layer, on the
+  layer's output.
+
+Only the unit under test runs, so an entry costs about one calibration pass of that unit.
+
+A lazy analysis (``analyze_errors(..., lazy=True)``) measures each entry the first time a method asks for
+it: progressive descent reads one width per kind, so it pays for 6 of ShallowCaps' 49 layer entries.
 """
 
 from __future__ import annotations
@@ -21,21 +29,32 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch.ao.nn.intrinsic import ConvReLU2d
 from tqdm.auto import tqdm
 
-from capsnet_nncf_plugin.allocation.layers import Layer, quantizable_layers
+from capsnet_nncf_plugin.allocation.layers import Layer, blocks, quantizable_layers, routing_iterations
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.fx.bias_correction import BiasCorrection
 from capsnet_nncf_plugin.fx.custom_modules import FLOAT_TO_OBSERVED, OBSERVED_TO_QUANTIZED
-from capsnet_nncf_plugin.fx.qconfig import LayerBits, RoutingBits, make_qconfig
+from capsnet_nncf_plugin.fx.qconfig import (
+    ROUTING_TENSORS,
+    LayerBits,
+    RoutingBits,
+    make_qconfig,
+    routing_entries,
+)
 
 KINDS = ("weight", "activation", "routing")
+#: The kinds a block is assigned as a unit; routing is analysed per iteration instead.
+BLOCK_KINDS = ("weight", "activation")
 CANDIDATE_BITS = (2, 3, 4, 5, 6, 7, 8)
 #: Width of every kind not under test: close enough to float that it adds no visible error.
 REFERENCE_BITS = 16
+
+Entry = dict[str, float]
 
 
 def sqnr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
@@ -49,49 +68,75 @@ def sqnr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
     return 10 * math.log10(signal / noise)
 
 
-Measure = Callable[[str, str, int], dict[str, float]]
+def error_entry(reference: torch.Tensor, approximation: torch.Tensor) -> Entry:
+    """The SQNR (dB) and MSE of ``approximation`` against ``reference``."""
+    error = reference.double() - approximation.double()
+    return {"sqnr_db": sqnr_db(reference, approximation), "mse": float((error * error).mean())}
+
+
+class Measurer(Protocol):
+    """What a lazy analysis asks to measure one entry of each level."""
+
+    def layer(self, name: str, kind: str, bits: int) -> Entry: ...
+
+    def block(self, block: str, kind: str, bits: int) -> Entry: ...
+
+    def iteration(self, name: str, tensor: str, iteration: int, bits: int) -> Entry: ...
+
+
+def _by_sqnr(units: Iterable[Any], sqnr: Callable[[Any], float]) -> list[Any]:
+    return sorted(units, key=lambda unit: -sqnr(unit))
 
 
 @dataclass
 class ErrorAnalysis:
-    """``errors[layer][kind][bits] = {"sqnr_db": ..., "mse": ...}`` and the layers' order and blocks.
+    """Errors per level: ``errors[layer][kind][bits]``, ``block_errors[block][kind][bits]`` (blocks of
+    several layers; a one-layer block reads its layer's entries) and
+    ``iteration_errors[layer][tensor][iteration][bits]``, each entry ``{"sqnr_db": ..., "mse": ...}``.
 
-    ``kinds[layer]`` lists the kinds of tensor each layer quantizes. With ``measure`` set (a lazy analysis),
-    the accessors measure a missing entry on first use; ``complete()`` measures all of them.
+    ``kinds[layer]`` lists the kinds of tensor each layer quantizes, ``iterations[layer]`` the routing
+    iterations of each routing layer. With ``measure`` set (a lazy analysis), the accessors measure a
+    missing entry on first use; ``complete()`` measures all of them.
     """
 
     layers: list[Layer]
-    errors: dict[str, dict[str, dict[int, dict[str, float]]]] = field(default_factory=dict)
+    errors: dict[str, dict[str, dict[int, Entry]]] = field(default_factory=dict)
     seconds: float = 0.0
     kinds: dict[str, list[str]] = field(default_factory=dict)
     candidate_bits: list[int] = field(default_factory=lambda: list(CANDIDATE_BITS))
-    measure: Measure | None = field(default=None, repr=False, compare=False)
+    measure: Measurer | None = field(default=None, repr=False, compare=False)
+    block_errors: dict[str, dict[str, dict[int, Entry]]] = field(default_factory=dict)
+    iteration_errors: dict[str, dict[str, dict[int, dict[int, Entry]]]] = field(default_factory=dict)
+    iterations: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, by_kind in self.errors.items():  # an analysis built from finished errors
             self.kinds.setdefault(name, list(by_kind))
 
-    def error(self, layer: str, kind: str, bits: int) -> dict[str, float]:
-        """The entry of ``(layer, kind, bits)``, measured now if the analysis is lazy and lacks it."""
-        by_bits = self.errors.get(layer, {}).get(kind, {})
-        if bits not in by_bits:
-            if self.measure is None or kind not in self.kinds.get(layer, ()):
-                raise KeyError(f"the error analysis has no entry for {layer} / {kind} / {bits} bits")
-            started = time.perf_counter()
-            entry = self.measure(layer, kind, bits)
-            self.seconds += time.perf_counter() - started
-            self.errors.setdefault(layer, {}).setdefault(kind, {})[bits] = entry
-            return entry
-        return by_bits[bits]
+    def _entry(self, store: dict, path: tuple, bits: int, measure: Callable[[], Entry]) -> Entry:
+        node = store
+        for key in path:
+            node = node.get(key, {})
+        if bits in node:
+            return node[bits]
+        if self.measure is None:
+            raise KeyError(f"the error analysis has no entry for {' / '.join(map(str, path))} / {bits} bits")
+        started = time.perf_counter()
+        entry = measure()
+        self.seconds += time.perf_counter() - started
+        node = store
+        for key in path:
+            node = node.setdefault(key, {})
+        node[bits] = entry
+        return entry
 
-    def complete(self) -> ErrorAnalysis:
-        """Measure every missing (layer, kind, candidate width) and order the widths; returns ``self``."""
-        for name, kinds in self.kinds.items():
-            for kind in kinds:
-                for bits in self.candidate_bits:
-                    self.error(name, kind, bits)
-                self.errors[name][kind] = dict(sorted(self.errors[name][kind].items()))
-        return self
+    # --- layers ---------------------------------------------------------------------------------------
+
+    def error(self, layer: str, kind: str, bits: int) -> Entry:
+        """The entry of ``(layer, kind, bits)``, measured now if the analysis is lazy and lacks it."""
+        if self.measure is not None and kind not in self.kinds.get(layer, ()):
+            raise KeyError(f"the error analysis has no entry for {layer} / {kind} / {bits} bits")
+        return self._entry(self.errors, (layer, kind), bits, lambda: self.measure.layer(layer, kind, bits))
 
     def sqnr(self, layer: str, kind: str, bits: int) -> float:
         return self.error(layer, kind, bits)["sqnr_db"]
@@ -102,7 +147,7 @@ class ErrorAnalysis:
     def ranking(self, kind: str, bits: int) -> list[str]:
         """Layers having ``kind`` from least to most susceptible at ``bits`` (highest SQNR first)."""
         names = [layer.name for layer in self.layers if kind in self.kinds.get(layer.name, ())]
-        return sorted(names, key=lambda name: -self.sqnr(name, kind, bits))
+        return _by_sqnr(names, lambda name: self.sqnr(name, kind, bits))
 
     def smallest_bits(self, layer: str, kind: str, min_sqnr_db: float, default: int = 8) -> int:
         """The smallest candidate width whose SQNR reaches ``min_sqnr_db`` (``default`` if none does)."""
@@ -111,18 +156,158 @@ class ErrorAnalysis:
                 return min(bits, default)
         return default
 
+    # --- blocks ---------------------------------------------------------------------------------------
+
+    def blocks(self) -> dict[str, list[str]]:
+        """Each block's layer names, in execution order."""
+        return {block: [layer.name for layer in members] for block, members in blocks(self.layers).items()}
+
+    def block_kinds(self, block: str) -> list[str]:
+        members = self.blocks()[block]
+        return [kind for kind in BLOCK_KINDS if any(kind in self.kinds.get(name, ()) for name in members)]
+
+    def block_error(self, block: str, kind: str, bits: int) -> Entry:
+        """The entry of every layer of ``block`` at once with ``kind`` at ``bits``, on the block's output."""
+        members = self.blocks()[block]
+        if len(members) == 1:
+            return self.error(members[0], kind, bits)
+        if kind not in self.block_kinds(block):
+            raise KeyError(f"block {block} quantizes no {kind}")
+        return self._entry(
+            self.block_errors, (block, kind), bits, lambda: self.measure.block(block, kind, bits)
+        )
+
+    def block_sqnr(self, block: str, kind: str, bits: int) -> float:
+        return self.block_error(block, kind, bits)["sqnr_db"]
+
+    def block_ranking(self, kind: str, bits: int) -> list[str]:
+        """Blocks having ``kind`` from least to most susceptible at ``bits`` (highest SQNR first)."""
+        having = [block for block in self.blocks() if kind in self.block_kinds(block)]
+        return _by_sqnr(having, lambda block: self.block_sqnr(block, kind, bits))
+
+    # --- routing iterations ---------------------------------------------------------------------------
+
+    def iteration_count(self, layer: str, tensor: str) -> int:
+        """How many widths routing tensor ``tensor`` of ``layer`` has (iterations, or logit updates)."""
+        if layer not in self.iterations:
+            raise KeyError(f"{layer} is not a routing layer of this analysis")
+        return routing_entries(tensor, self.iterations[layer])
+
+    def iteration_error(self, layer: str, tensor: str, iteration: int, bits: int) -> Entry:
+        """The entry of ``tensor`` in ``iteration`` of routing layer ``layer`` alone at ``bits``."""
+        if not 0 <= iteration < self.iteration_count(layer, tensor):
+            raise KeyError(f"{layer} has no {tensor} entry {iteration}")
+        return self._entry(
+            self.iteration_errors,
+            (layer, tensor, iteration),
+            bits,
+            lambda: self.measure.iteration(layer, tensor, iteration, bits),
+        )
+
+    def iteration_sqnr(self, layer: str, tensor: str, iteration: int, bits: int) -> float:
+        return self.iteration_error(layer, tensor, iteration, bits)["sqnr_db"]
+
+    def iteration_ranking(self, layer: str, tensor: str, bits: int) -> list[int]:
+        """The iterations of ``tensor`` in ``layer`` from least to most susceptible at ``bits``."""
+        indices = range(self.iteration_count(layer, tensor))
+        return _by_sqnr(indices, lambda index: self.iteration_sqnr(layer, tensor, index, bits))
+
+    # --- all of it ------------------------------------------------------------------------------------
+
+    def jobs(self) -> list[Callable[[], Entry]]:
+        """One call per entry of every level and candidate width (what ``complete`` measures)."""
+        widths = self.candidate_bits
+        layer_calls = [
+            lambda n=name, k=kind, b=bits: self.error(n, k, b)
+            for name, kinds in self.kinds.items()
+            for kind in kinds
+            for bits in widths
+        ]
+        block_calls = [
+            lambda blk=block, k=kind, b=bits: self.block_error(blk, k, b)
+            for block, members in self.blocks().items()
+            if len(members) > 1
+            for kind in self.block_kinds(block)
+            for bits in widths
+        ]
+        iteration_calls = [
+            lambda n=name, t=tensor, i=index, b=bits: self.iteration_error(n, t, i, b)
+            for name in self.iterations
+            for tensor in ROUTING_TENSORS
+            for index in range(self.iteration_count(name, tensor))
+            for bits in widths
+        ]
+        return layer_calls + block_calls + iteration_calls
+
+    def complete(self, progress: bool = False) -> ErrorAnalysis:
+        """Measure every missing entry of every level and order the widths; returns ``self``."""
+        for call in tqdm(self.jobs(), desc="error analysis", disable=not progress, leave=False):
+            call()
+        for levels in (self.errors, self.block_errors):
+            for by_kind in levels.values():
+                for kind, by_bits in by_kind.items():
+                    by_kind[kind] = dict(sorted(by_bits.items()))
+        for by_tensor in self.iteration_errors.values():
+            for by_index in by_tensor.values():
+                for index, by_bits in by_index.items():
+                    by_index[index] = dict(sorted(by_bits.items()))
+        return self
+
+    def rankings(self) -> dict[str, Any]:
+        """Least susceptible first, at every candidate width: layers and blocks per kind, the iterations
+        of every routing tensor per routing layer."""
+        widths = self.candidate_bits
+        return {
+            "layers": {kind: {b: self.ranking(kind, b) for b in widths} for kind in self._kinds_present()},
+            "blocks": {kind: {b: self.block_ranking(kind, b) for b in widths} for kind in BLOCK_KINDS},
+            "routing_iterations": {
+                name: {
+                    t: {b: self.iteration_ranking(name, t, b) for b in widths} for t in self._tensors(name)
+                }
+                for name in self.iterations
+            },
+        }
+
+    def _kinds_present(self) -> list[str]:
+        return [kind for kind in KINDS if any(kind in kinds for kinds in self.kinds.values())]
+
+    def _tensors(self, layer: str) -> list[str]:
+        return [tensor for tensor in ROUTING_TENSORS if self.iteration_count(layer, tensor) > 0]
+
     def to_dict(self) -> dict:
         if self.measure is not None:
             self.complete()
+
+        def by_width(by_bits: dict[int, Any]) -> dict[str, Any]:
+            return {str(bits): value for bits, value in by_bits.items()}
+
         return {
             "layers": [layer.__dict__ for layer in self.layers],
             "errors": {
-                name: {
-                    kind: {str(bits): value for bits, value in by_bits.items()}
-                    for kind, by_bits in kinds.items()
-                }
+                name: {kind: by_width(by_bits) for kind, by_bits in kinds.items()}
                 for name, kinds in self.errors.items()
             },
+            "blocks": {
+                block: {
+                    "layers": members,
+                    "errors": {
+                        kind: by_width({b: self.block_error(block, kind, b) for b in self.candidate_bits})
+                        for kind in self.block_kinds(block)
+                    },
+                }
+                for block, members in self.blocks().items()
+            },
+            "routing_iterations": {
+                name: {
+                    tensor: {
+                        str(index): by_width(by_bits)
+                        for index, by_bits in self.iteration_errors.get(name, {}).get(tensor, {}).items()
+                    }
+                    for tensor in self._tensors(name)
+                }
+                for name in self.iterations
+            },
+            "rankings": json.loads(json.dumps(self.rankings())),  # JSON keys: widths as strings
             "seconds": self.seconds,
         }
 
@@ -134,20 +319,21 @@ class ErrorAnalysis:
 
 
 def _capture_fp32(
-    model: torch.nn.Module, layers: list[Layer], batches: list[torch.Tensor]
-) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]]:
+    model: torch.nn.Module, names: list[str], batches: list[torch.Tensor]
+) -> dict[str, tuple[list[tuple[torch.Tensor, ...]], list[torch.Tensor]]]:
+    """The inputs (positional arguments) and output of each module ``names`` on every batch."""
     modules = dict(model.named_modules())
-    captured: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {
-        layer.name: ([], []) for layer in layers
+    captured: dict[str, tuple[list[tuple[torch.Tensor, ...]], list[torch.Tensor]]] = {
+        name: ([], []) for name in names
     }
     handles = []
-    for layer in layers:
+    for name in names:
 
-        def hook(module, inputs, output, name=layer.name):
-            captured[name][0].append(inputs[0].detach())
+        def hook(module, inputs, output, name=name):
+            captured[name][0].append(tuple(tensor.detach() for tensor in inputs))
             captured[name][1].append(output.detach())
 
-        handles.append(modules[layer.name].register_forward_hook(hook))
+        handles.append(modules[name].register_forward_hook(hook))
     try:
         with torch.no_grad():
             for batch in batches:
@@ -183,6 +369,21 @@ def quantize_alone(
     return OBSERVED_TO_QUANTIZED[observed_class].from_observed(observed)
 
 
+def _as_float(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.dequantize() if tensor.is_quantized else tensor
+
+
+class _FloatOutput(torch.nn.Module):
+    """A quantized layer inside a float block: the block's own float code reads its output."""
+
+    def __init__(self, quantized: torch.nn.Module) -> None:
+        super().__init__()
+        self.quantized = quantized
+
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        return _as_float(self.quantized(tensor))
+
+
 def _bits_for(kind: str, bits: int) -> LayerBits:
     wide = REFERENCE_BITS
     return LayerBits(
@@ -190,6 +391,53 @@ def _bits_for(kind: str, bits: int) -> LayerBits:
         activation=bits if kind == "activation" else wide,
         routing=RoutingBits.from_dict(bits if kind == "routing" else wide),
     )
+
+
+@dataclass
+class _CalibrationMeasurer:
+    """Measures entries on the FP32 inputs and outputs captured from the calibration pass."""
+
+    modules: dict[str, torch.nn.Module]
+    layers: dict[str, Layer]
+    members: dict[str, list[str]]  # block -> its layer names
+    captured: dict[str, tuple[list[tuple[torch.Tensor, ...]], list[torch.Tensor]]]  # layers and blocks
+    iterations: dict[str, int]
+    clip: str
+    bias_correction: bool
+
+    def _quantized(self, name: str, bits: LayerBits) -> torch.nn.Module:
+        inputs = [arguments[0] for arguments in self.captured[name][0]]
+        return quantize_alone(
+            self.modules[name], inputs, bits, self.clip, self.layers[name].fused_relu, self.bias_correction
+        )
+
+    def _layer_entry(self, name: str, bits: LayerBits) -> Entry:
+        quantized = self._quantized(name, bits)
+        inputs, outputs = self.captured[name]
+        with torch.no_grad():
+            approximation = torch.cat([_as_float(quantized(arguments[0])) for arguments in inputs])
+        reference = torch.cat(outputs)
+        if self.layers[name].fused_relu:
+            reference = torch.relu(reference)
+        return error_entry(reference, approximation)
+
+    def layer(self, name: str, kind: str, bits: int) -> Entry:
+        return self._layer_entry(name, _bits_for(kind, bits))
+
+    def iteration(self, name: str, tensor: str, iteration: int, bits: int) -> Entry:
+        count = routing_entries(tensor, self.iterations[name])
+        routing = RoutingBits.from_dict(REFERENCE_BITS).with_entry(tensor, iteration, bits, count)
+        return self._layer_entry(name, LayerBits(REFERENCE_BITS, REFERENCE_BITS, routing))
+
+    def block(self, block: str, kind: str, bits: int) -> Entry:
+        quantized_block = copy.deepcopy(self.modules[block])
+        for name in self.members[block]:
+            wrapped = _FloatOutput(self._quantized(name, _bits_for(kind, bits)))
+            quantized_block.set_submodule(name.removeprefix(f"{block}."), wrapped)
+        inputs, outputs = self.captured[block]
+        with torch.no_grad():
+            approximation = torch.cat([quantized_block(*arguments) for arguments in inputs])
+        return error_entry(torch.cat(outputs), approximation)
 
 
 def analyze_errors(
@@ -201,7 +449,7 @@ def analyze_errors(
     lazy: bool = False,
     bias_correction: bool = False,
 ) -> ErrorAnalysis:
-    """The error of every (layer, kind, bits) alone, on the layer's output (see the module doc).
+    """The error of every layer, block and routing iteration alone at every width (see the module doc).
 
     ``lazy``: measure nothing but the FP32 pass now, each entry when first asked for.
     ``bias_correction``: each layer's bias absorbs its quantized weights' mean error, as in ``quantize_fx``.
@@ -212,25 +460,10 @@ def analyze_errors(
     batches = list(calibration_batches)
     if not batches:
         raise ValueError("analyze_errors needs at least one calibration batch")
-    captured = _capture_fp32(model, layers, batches)
+    members = {block: [layer.name for layer in group] for block, group in blocks(layers).items()}
+    multi_layer_blocks = [block for block, names in members.items() if len(names) > 1]
+    captured = _capture_fp32(model, [layer.name for layer in layers] + multi_layer_blocks, batches)
     modules = dict(model.named_modules())
-    by_name = {layer.name: layer for layer in layers}
-
-    def measure(name: str, kind: str, bits: int) -> dict[str, float]:
-        layer = by_name[name]
-        inputs, outputs = captured[name]
-        quantized = quantize_alone(
-            modules[name], inputs, _bits_for(kind, bits), clip, layer.fused_relu, bias_correction
-        )
-        with torch.no_grad():
-            approximations = [quantized(batch) for batch in inputs]
-        approximation = torch.cat([a.dequantize() if a.is_quantized else a for a in approximations])
-        reference = torch.cat(outputs)
-        if layer.fused_relu:
-            reference = torch.relu(reference)
-        error = reference.double() - approximation.double()
-        return {"sqnr_db": sqnr_db(reference, approximation), "mse": float((error * error).mean())}
-
     kinds = {
         layer.name: [
             kind
@@ -239,13 +472,26 @@ def analyze_errors(
         ]
         for layer in layers
     }
-    candidate_bits = sorted(set(candidate_bits))
-    analysis = ErrorAnalysis(layers, kinds=kinds, candidate_bits=candidate_bits, measure=measure)
+    iterations = {layer.name: routing_iterations(modules[layer.name]) for layer in layers if layer.routing}
+    measurer = _CalibrationMeasurer(
+        modules=modules,
+        layers={layer.name: layer for layer in layers},
+        members=members,
+        captured=captured,
+        iterations=iterations,
+        clip=clip,
+        bias_correction=bias_correction,
+    )
+    analysis = ErrorAnalysis(
+        layers,
+        kinds=kinds,
+        candidate_bits=sorted(set(candidate_bits)),
+        measure=measurer,
+        iterations=iterations,
+    )
     analysis.seconds = time.perf_counter() - started
     if not lazy:
-        jobs = [(name, kind, bits) for name in kinds for kind in kinds[name] for bits in candidate_bits]
-        for name, kind, bits in tqdm(jobs, desc="error analysis", disable=not progress, leave=False):
-            analysis.error(name, kind, bits)
+        analysis.complete(progress)
     return analysis
 
 

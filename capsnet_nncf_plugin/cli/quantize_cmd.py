@@ -16,6 +16,8 @@ from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
 from capsnet_nncf_plugin.allocation.report import (
     plot_accuracy_vs_memory,
     plot_bits,
+    plot_block_sensitivity,
+    plot_routing_sensitivity,
     plot_sensitivity,
     write_markdown,
 )
@@ -37,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="search per-layer bit-widths (progressive allocation) and report memory and accuracy",
         description="Run the quantization-error analysis and a bit-width allocation method on the validation "
         "split, then measure the integer model on the test split. Writes allocation.json, report.md, "
-        "error_analysis.json and plots to --out.",
+        "error_analysis.json (per layer, block and routing iteration, with rankings) and plots to --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", default="zoo:shallowcaps-mnist", help="zoo:NAME or a checkpoint")
@@ -116,6 +118,8 @@ def main(args: argparse.Namespace) -> int:
     )
     analysis.save(out / "error_analysis.json")
     plot_sensitivity(out / "sensitivity.png", analysis)
+    plot_block_sensitivity(out / "block_sensitivity.png", analysis)
+    plot_routing_sensitivity(out / "routing_sensitivity.png", analysis)
     budget = None if args.weight_memory_budget is None else args.weight_memory_budget * 8e6
     others = [m for m in available_methods() if m != args.method]
     methods = [args.method] + (others if args.compare else [m for m in others if m == "uniform-8"])

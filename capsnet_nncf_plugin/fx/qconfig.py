@@ -9,7 +9,7 @@ plugin's observed routing modules read them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -17,6 +17,17 @@ from torch.ao.quantization import QConfig, QConfigMapping
 
 from capsnet_nncf_plugin.observers import CLIP_MODES, PowerOfTwoPerChannelObserver, check_bits
 from capsnet_nncf_plugin.observers.activation_observer import PowerOfTwoActivationObserver
+
+#: The dynamic-routing tensors an allocation gives widths to: b, c, s and v.
+ROUTING_TENSORS = ("logits", "coupling", "pre_activation", "output")
+
+
+def routing_entries(tensor: str, iterations: int) -> int:
+    """How many widths routing tensor ``tensor`` has in a layer that routes ``iterations`` times: one per
+    logit update for ``logits`` (b starts at 0, so there are ``iterations - 1``), one per iteration else."""
+    if tensor not in ROUTING_TENSORS:
+        raise ValueError(f"unknown routing tensor {tensor!r}; use one of {', '.join(ROUTING_TENSORS)}")
+    return iterations - 1 if tensor == "logits" else iterations
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,7 @@ class RoutingBits:
     output: int | tuple[int, ...] = 8
 
     def __post_init__(self) -> None:
-        for name in ("logits", "coupling", "pre_activation", "output"):
+        for name in ROUTING_TENSORS:
             values = getattr(self, name)
             for value in values if isinstance(values, tuple) else (values,):
                 check_bits(value, f"routing {name} bits")
@@ -49,11 +60,17 @@ class RoutingBits:
             )
         return tuple(values)
 
+    def with_entry(self, name: str, index: int, bits: int, count: int) -> RoutingBits:
+        """A copy with tensor ``name`` at ``bits`` in iteration (or update) ``index`` of ``count`` only."""
+        values = list(self.per_iteration(name, count))
+        values[index] = bits
+        return replace(self, **{name: tuple(values)})
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | int) -> RoutingBits:
         if isinstance(data, int):
             return cls(data, data, data, data)
-        unknown = set(data) - {"logits", "coupling", "pre_activation", "output"}
+        unknown = set(data) - set(ROUTING_TENSORS)
         if unknown:
             raise ValueError(
                 f"unknown routing tensors {sorted(unknown)}; use logits, coupling, pre_activation, output"

@@ -133,10 +133,23 @@ def test_quantize_writes_allocation_report_and_plots(checkpoint, tmp_path, capsy
     assert set(allocation["layers"]) == {"conv1", "primary_caps", "class_caps"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test"]["images"] == 100
-    for name in ("report.md", "bits_per_layer.png", "accuracy_vs_memory.png", "sensitivity.png"):
+    figures = ("sensitivity.png", "block_sensitivity.png", "routing_sensitivity.png")
+    for name in ("report.md", "bits_per_layer.png", "accuracy_vs_memory.png", *figures):
         assert (out / name).stat().st_size > 0, name
     analysis = json.loads((out / "error_analysis.json").read_text())
     assert set(analysis["errors"]["class_caps"]) == {"weight", "activation", "routing"}
+    # ShallowCaps' blocks are its layers; its one routing layer has b at 2 updates, c, s, v at 3 iterations.
+    blocks = analysis["blocks"]
+    assert blocks["primary_caps"]["errors"]["weight"] == analysis["errors"]["primary_caps"]["weight"]
+    routing = analysis["routing_iterations"]["class_caps"]
+    assert {tensor: sorted(by_index) for tensor, by_index in routing.items()} == {
+        "logits": ["0", "1"],
+        "coupling": ["0", "1", "2"],
+        "pre_activation": ["0", "1", "2"],
+        "output": ["0", "1", "2"],
+    }
+    assert set(routing["output"]["2"]) == {"4", "8"}
+    assert sorted(analysis["rankings"]["routing_iterations"]["class_caps"]["coupling"]["4"]) == [0, 1, 2]
 
 
 def test_quantize_rejects_an_unknown_method(checkpoint, tmp_path, capsys):
