@@ -34,13 +34,14 @@ def _default_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_output(destination: Path) -> Iterator[PendingFile]:
+def atomic_output(destination: str | os.PathLike) -> Iterator[PendingFile]:
     """Yield a :class:`PendingFile` next to ``destination``; move it onto ``destination`` on clean exit.
 
     Verify the content inside the ``with`` block (flush ``pending.stream`` first if the check re-reads
     ``pending.path``): raising there discards the temporary file and leaves any existing ``destination``
     untouched.
     """
+    destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary_name = tempfile.mkstemp(
         prefix=f".{destination.name}.", suffix=TEMPORARY_SUFFIX, dir=destination.parent
@@ -58,12 +59,12 @@ def atomic_output(destination: Path) -> Iterator[PendingFile]:
         raise
 
 
-def write_bytes_atomically(destination: Path, content: bytes) -> None:
+def write_bytes_atomically(destination: str | os.PathLike, content: bytes) -> None:
     """Write ``content`` to ``destination`` so readers see either the old file or the complete new one."""
     with atomic_output(destination) as pending:
         pending.stream.write(content)
 
 
-def write_text_atomically(destination: Path, text: str) -> None:
+def write_text_atomically(destination: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``destination`` atomically."""
     write_bytes_atomically(destination, text.encode("utf-8"))

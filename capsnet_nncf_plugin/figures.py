@@ -5,7 +5,7 @@ pyplot is imported on first use: it costs about a second, which commands that dr
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from types import ModuleType
 from typing import Any
 
@@ -22,7 +22,7 @@ def pyplot() -> ModuleType:
     return plt
 
 
-def save_png(figure: Any, path: Path) -> None:
+def save_png(figure: Any, path: str | os.PathLike) -> None:
     """Write ``figure`` to ``path`` as a PNG (a reader never sees half a file), then release it."""
     with atomic_output(path) as pending:
         figure.savefig(pending.stream, format="png", dpi=110)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,25 +106,40 @@ def plot_accuracy_vs_memory(path: Path, comparison: list[dict[str, Any]]) -> Non
     save_png(figure, path)
 
 
-def _sqnr_panels(path: Path, panels: dict[str, dict[str, dict[int, dict[str, float]]]], ylabel: str) -> None:
-    """One panel per title, one line per unit: output SQNR against bit-width (infinite SQNR drawn at 99)."""
+Curves = dict[str, dict[int, dict[str, float]]]  # label -> width -> entry
+
+
+def _sqnr_panels(
+    path: str | os.PathLike,
+    panels: dict[str, Curves],
+    ylabel: str,
+    style: Callable[[str], dict[str, Any]] | None = None,
+) -> None:
+    """One panel per title, one line per unit: output SQNR against bit-width (infinite SQNR drawn at 99).
+
+    ``style(label)`` gives a line's matplotlib keywords; by default each unit gets its own colour, from a
+    20-colour map where the usual 10 would repeat.
+    """
     plt = pyplot()
+    labels = list(dict.fromkeys(label for curves in panels.values() for label in curves))
+    colours = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
     figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
     for axis, (title, curves) in zip(axes[0], panels.items(), strict=True):
         for label, by_bits in curves.items():
+            keywords = style(label) if style else {"color": colours(labels.index(label)), "marker": "o"}
             widths = sorted(by_bits)
-            axis.plot(widths, [min(by_bits[b]["sqnr_db"], 99.0) for b in widths], marker="o", label=label)
+            axis.plot(widths, [min(by_bits[b]["sqnr_db"], 99.0) for b in widths], label=label, **keywords)
         axis.set_title(title)
         axis.set_xlabel("bits")
         axis.set_ylabel(ylabel)
         axis.grid(alpha=0.3)
     # One legend, on the panel with the most lines: the others draw a subset of the same units.
-    max(axes[0], key=lambda axis: len(axis.lines)).legend(fontsize=7)
+    max(axes[0], key=lambda axis: len(axis.lines)).legend(fontsize=7, ncol=2 if len(labels) > 12 else 1)
     figure.tight_layout()
     save_png(figure, path)
 
 
-def plot_sensitivity(path: Path, analysis: ErrorAnalysis) -> None:
+def plot_sensitivity(path: str | os.PathLike, analysis: ErrorAnalysis) -> None:
     """SQNR of each layer's output against bit-width, one panel per kind of tensor."""
     analysis.complete()
     panels = {
@@ -133,7 +150,7 @@ def plot_sensitivity(path: Path, analysis: ErrorAnalysis) -> None:
     _sqnr_panels(path, panels, "layer output SQNR (dB)")
 
 
-def plot_block_sensitivity(path: Path, analysis: ErrorAnalysis) -> None:
+def plot_block_sensitivity(path: str | os.PathLike, analysis: ErrorAnalysis) -> None:
     """SQNR of each block's output against bit-width with all its layers quantized, per kind."""
     analysis.complete()
     bits = analysis.candidate_bits
@@ -150,7 +167,7 @@ def plot_block_sensitivity(path: Path, analysis: ErrorAnalysis) -> None:
     )
 
 
-def plot_routing_sensitivity(path: Path, analysis: ErrorAnalysis) -> bool:
+def plot_routing_sensitivity(path: str | os.PathLike, analysis: ErrorAnalysis) -> bool:
     """SQNR of each routing layer's output with one routing tensor of one iteration quantized, one panel
     per routing layer (lines: b[t], c[t], s[t], v[t]); ``False`` (no file) for a model without routing."""
     analysis.complete()
@@ -166,5 +183,15 @@ def plot_routing_sensitivity(path: Path, analysis: ErrorAnalysis) -> bool:
     }
     if not panels:
         return False
-    _sqnr_panels(path, panels, "routing layer output SQNR (dB)")
+    colours = {symbol: f"C{number}" for number, symbol in enumerate(symbols.values())}
+
+    def style(label: str) -> dict[str, Any]:  # a colour per tensor, a marker and dash per iteration
+        iteration = int(label[2:-1])
+        return {
+            "color": colours[label[0]],
+            "marker": "os^D"[iteration % 4],
+            "linestyle": ("-", "--", ":", "-.")[iteration % 4],
+        }
+
+    _sqnr_panels(path, panels, "routing layer output SQNR (dB)", style)
     return True
