@@ -7,6 +7,7 @@ and ``deepcopy``), the exponent from one of the clipping rules in :mod:`.clippin
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -46,7 +47,12 @@ def saw_no_data_message(name: str | None) -> str:
 
 def check_finite(tensor: torch.Tensor, name: str | None) -> None:
     """Raise :class:`CalibrationError` if ``tensor`` holds NaN or infinite values."""
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return
+    # Extremes propagate NaN and infinity, so finite extremes mean a finite tensor: one reduction instead
+    # of a boolean copy of the tensor (isfinite took a fifth of a DeepCaps calibration).
+    low, high = torch.aminmax(tensor)
+    if not (math.isfinite(low) and math.isfinite(high)):
         nan_count = int(torch.isnan(tensor).sum())
         inf_count = int(torch.isinf(tensor).sum())
         raise CalibrationError(
@@ -139,8 +145,9 @@ class PowerOfTwoObserver(ObserverBase):
         if x_orig.numel() == 0:
             return x_orig
         columns = self._as_channel_columns(x_orig.detach())
-        check_finite(columns, self.name)
-        batch_min, batch_max = columns.amin(dim=1), columns.amax(dim=1)
+        batch_min, batch_max = torch.aminmax(columns, dim=1)
+        if not bool(torch.isfinite(batch_min).all() and torch.isfinite(batch_max).all()):
+            check_finite(columns, self.name)  # extremes propagate NaN and infinity: name what was seen
         if int(self.batches_seen) == 0:
             self.min_val, self.max_val = batch_min, batch_max
         else:
