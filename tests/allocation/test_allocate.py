@@ -29,13 +29,6 @@ from capsnet_nncf_plugin.fx.qconfig import LayerBits, RoutingBits
 TOLERANCE = 15.0
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
 @pytest.fixture(scope="module")
 def setting():
     model = tiny_capsnet()

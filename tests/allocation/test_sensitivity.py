@@ -16,13 +16,6 @@ WIDTHS = (3, 8)
 CELL = ["cell.entry", "cell.main1", "cell.main2", "cell.skip"]
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
 @pytest.fixture(scope="module")
 def analysis():
     with warnings.catch_warnings():
