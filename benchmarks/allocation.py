@@ -17,6 +17,7 @@ With ``--markdown PATH`` every finished (model, method) row is also kept in ``PA
 Rows of models or methods this run does not touch stay, so the DeepCaps searches (hours on 2 cores) can
 run model by model and an interrupted run resumes where it stopped: a row already recorded under the same
 settings is not measured again (``--fresh`` re-measures it). A record made with other settings is refused.
+``--analysis-cache DIR`` keeps the error analysis of each model there too (see ``analyze_errors``).
 """
 
 from __future__ import annotations
@@ -190,6 +191,12 @@ def main() -> None:
         "--markdown", default=None, help="also keep the rows in PATH.json and render them as Markdown to PATH"
     )
     parser.add_argument("--fresh", action="store_true", help="re-measure rows the --markdown record has")
+    parser.add_argument(
+        "--analysis-cache",
+        default=None,
+        help="folder keeping each model's error-analysis entries, read back by the next run of the same "
+        "model and calibration (other criteria, an interrupted run)",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     references = args.model or [f"zoo:{name}" for name in available_pretrained()]
@@ -222,8 +229,15 @@ def main() -> None:
             fp32 = evaluate_accuracy(model, test, limit=args.limit, progress=True, description="FP32")
         # Lazy: each entry is measured the first time a method reads it and shared by the methods after it
         # (the block and routing-iteration levels are read by block-routing alone).
+        cache = None
+        if args.analysis_cache:
+            cache = Path(args.analysis_cache) / (reference.replace(":", "-").replace("/", "_") + ".json")
         analysis = analyze_errors(
-            model, analysis_batches(calibration), lazy=True, bias_correction=args.bias_correction
+            model,
+            analysis_batches(calibration),
+            lazy=True,
+            bias_correction=args.bias_correction,
+            cache=cache,
         )
         print(f"\n{reference} ({dataset}): FP32 test {fp32:.2f} %")
         header = ("method", "weights x", "acts x", "test %", "ORT %", "loss pp", "search s", "evals")

@@ -17,12 +17,18 @@ Only the unit under test runs, so an entry costs about one calibration pass of t
 
 A lazy analysis (``analyze_errors(..., lazy=True)``) measures each entry the first time a method asks for
 it: progressive descent reads one width per kind, so it pays for 6 of ShallowCaps' 49 layer entries.
+With ``cache=PATH`` every entry is also written to a JSON file as soon as it is measured, under a
+fingerprint of the model's weights, the calibration images and the settings; an analysis of the same
+fingerprint reads its entries back instead of measuring them (a DeepCaps analysis is tens of minutes on
+2 cores: runs with other search settings, and a run interrupted part-way, share it).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -55,6 +61,13 @@ CANDIDATE_BITS = (2, 3, 4, 5, 6, 7, 8)
 REFERENCE_BITS = 16
 
 Entry = dict[str, float]
+
+#: Version of the cache file layout; a file of another version is measured over.
+CACHE_FORMAT = 1
+#: The three stores of entries and how many integer-keyed levels each has above its entries.
+_STORES = {"errors": 1, "block_errors": 1, "iteration_errors": 2}
+
+logger = logging.getLogger(__name__)
 
 
 def sqnr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
@@ -108,6 +121,8 @@ class ErrorAnalysis:
     block_errors: dict[str, dict[str, dict[int, Entry]]] = field(default_factory=dict)
     iteration_errors: dict[str, dict[str, dict[int, dict[int, Entry]]]] = field(default_factory=dict)
     iterations: dict[str, int] = field(default_factory=dict)
+    cache: Path | None = field(default=None, repr=False, compare=False)
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         for name, by_kind in self.errors.items():  # an analysis built from finished errors
@@ -128,7 +143,83 @@ class ErrorAnalysis:
         for key in path:
             node = node.setdefault(key, {})
         node[bits] = entry
+        if self.cache is not None:
+            self._write_cache()
         return entry
+
+    # --- cache ----------------------------------------------------------------------------------------
+
+    def measured(self) -> dict[str, Any]:
+        """Every entry measured so far, JSON-ready; :meth:`absorb` reads it back."""
+
+        def keyed(tree: Any) -> Any:
+            if isinstance(tree, dict) and not _is_entry(tree):
+                return {str(key): keyed(value) for key, value in tree.items()}
+            return tree
+
+        return {store: keyed(getattr(self, store)) for store in _STORES}
+
+    def absorb(self, measured: dict[str, Any]) -> int:
+        """Take the entries of ``measured`` (from :meth:`measured`) this analysis lacks; returns how many.
+
+        Entries of layers, kinds, blocks or routing tensors this model does not have are refused: they
+        come from another model, whatever the file says.
+        """
+        added = 0
+        for store, integer_levels in _STORES.items():
+            for unit, by_name in measured.get(store, {}).items():
+                for name, subtree in by_name.items():
+                    self._check_known(store, unit, name)
+                    for path, bits, entry in _leaves(subtree, integer_levels):
+                        node = getattr(self, store).setdefault(unit, {}).setdefault(name, {})
+                        for key in path:
+                            node = node.setdefault(key, {})
+                        if bits not in node:
+                            node[bits] = {key: float(value) for key, value in entry.items()}
+                            added += 1
+        return added
+
+    def _check_known(self, store: str, unit: str, name: str) -> None:
+        if store == "errors":
+            known = name in self.kinds.get(unit, ())
+        elif store == "block_errors":
+            known = unit in self.blocks() and name in self.block_kinds(unit)
+        else:
+            known = unit in self.iterations and name in ROUTING_TENSORS
+        if not known:
+            raise ValueError(
+                f"the saved error analysis has {store} entries for {unit} / {name}, which this model does "
+                f"not have: it belongs to another model; delete the cache file or pass another one"
+            )
+
+    def _write_cache(self) -> None:
+        document = {"format": CACHE_FORMAT, "fingerprint": self.fingerprint, **self.measured()}
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(self.cache, json.dumps(document, default=float) + "\n")
+
+    def attach_cache(self, path: str | os.PathLike, fingerprint: str) -> int:
+        """Read the entries of ``path`` if it holds this ``fingerprint``, and write every new one to it.
+
+        Returns the number of entries read. A file of another fingerprint or format is left alone until
+        the first new entry replaces it.
+        """
+        self.cache, self.fingerprint = Path(path), fingerprint
+        if not self.cache.exists():
+            return 0
+        try:
+            document = json.loads(self.cache.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            logger.warning("ignoring the error-analysis cache %s (%s); measuring afresh", self.cache, error)
+            return 0
+        if document.get("format") != CACHE_FORMAT or document.get("fingerprint") != fingerprint:
+            logger.info(
+                "error-analysis cache %s is of another model, calibration or settings: measuring afresh",
+                self.cache,
+            )
+            return 0
+        added = self.absorb(document)
+        logger.info("error analysis: %d entries read from %s", added, self.cache)
+        return added
 
     # --- layers ---------------------------------------------------------------------------------------
 
@@ -318,6 +409,37 @@ class ErrorAnalysis:
         return destination
 
 
+def _is_entry(tree: dict) -> bool:
+    return "sqnr_db" in tree
+
+
+def _leaves(tree: dict, integer_levels: int, path: tuple[int, ...] = ()):
+    """``(path, bits, entry)`` of a saved subtree: ``integer_levels`` integer keys, the last one the width."""
+    for key, value in tree.items():
+        if integer_levels == 1:
+            yield path, int(key), value
+        else:
+            yield from _leaves(value, integer_levels - 1, (*path, int(key)))
+
+
+def analysis_fingerprint(
+    model: torch.nn.Module,
+    batches: list[torch.Tensor],
+    candidate_bits: list[int],
+    clip: str,
+    bias_correction: bool,
+) -> str:
+    """What an analysis's entries depend on: the model's parameters and buffers, the calibration images
+    and the settings, hashed."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([candidate_bits, clip, bias_correction, CACHE_FORMAT]).encode())
+    for name, tensor in [*model.state_dict().items(), *(("batch", batch) for batch in batches)]:
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _capture_fp32(
     model: torch.nn.Module, names: list[str], batches: list[torch.Tensor]
 ) -> dict[str, tuple[list[tuple[torch.Tensor, ...]], list[torch.Tensor]]]:
@@ -448,11 +570,14 @@ def analyze_errors(
     progress: bool = False,
     lazy: bool = False,
     bias_correction: bool = False,
+    cache: str | os.PathLike | None = None,
 ) -> ErrorAnalysis:
     """The error of every layer, block and routing iteration alone at every width (see the module doc).
 
     ``lazy``: measure nothing but the FP32 pass now, each entry when first asked for.
     ``bias_correction``: each layer's bias absorbs its quantized weights' mean error, as in ``quantize_fx``.
+    ``cache``: a JSON file that keeps every measured entry; entries it already holds for the same model,
+    calibration images and settings are read instead of measured.
     """
     started = time.perf_counter()
     model = model.eval()
@@ -489,6 +614,9 @@ def analyze_errors(
         measure=measurer,
         iterations=iterations,
     )
+    if cache is not None:
+        fingerprint = analysis_fingerprint(model, batches, analysis.candidate_bits, clip, bias_correction)
+        analysis.attach_cache(cache, fingerprint)
     analysis.seconds = time.perf_counter() - started
     if not lazy:
         analysis.complete(progress)

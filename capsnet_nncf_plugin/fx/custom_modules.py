@@ -242,8 +242,7 @@ def integer_squash(
 
     The last rounding is a dequantize/quantize pair (half to even), the QDQ form the ONNX export emits.
     """
-    codes = pre_quantizer.quantize(pre).to(torch.int32)
-    wide = int_squash(codes, pre_quantizer.exponent, WIDE_SQUASH_BITS, dim)
+    wide = int_squash(pre_quantizer.quantize(pre), pre_quantizer.exponent, WIDE_SQUASH_BITS, dim)
     return output.fake_quantize(dequantize(wide.to(torch.float32), squash_output_exponent(WIDE_SQUASH_BITS)))
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from capsnet_nncf_plugin.observers.integer_format import check_bits
-from capsnet_nncf_plugin.ops.fixed_point import bit_length, rounded_divide, saturate
+from capsnet_nncf_plugin.ops.fixed_point import bit_length, saturate
 from capsnet_nncf_plugin.ops.integer_sqrt import integer_sqrt
 from capsnet_nncf_plugin.ops.operands import (
     check_exponent,
@@ -71,7 +71,8 @@ def int_squash(s: torch.Tensor, exponent_in: int, bits_out: int, dim: int = -1) 
 def squash_int64(values: torch.Tensor, exponent_in: int, bits_out: int, dim: int) -> torch.Tensor:
     """The arithmetic of :func:`int_squash` on already validated int64 values; returns int64."""
     fraction_bits_out = bits_out - 1  # K
-    squared_norm = (values * values).sum(dim=dim, keepdim=True)  # N2 <= 2^36
+    magnitudes = values.abs()
+    squared_norm = (magnitudes * magnitudes).sum(dim=dim, keepdim=True)  # N2 <= 2^36
     # F = (62 - L) >> 1 puts N2 * 4^F in [2^60, 2^62): a 31-bit root whatever the magnitude. N2 = 0 gives
     # F = 31 and R = 0, hence V = 0 without a special case.
     root_fraction_bits = (NORMALISED_SQUARE_BITS - bit_length(squared_norm)) >> 1  # F in 12..31
@@ -82,9 +83,14 @@ def squash_int64(values: torch.Tensor, exponent_in: int, bits_out: int, dim: int
     else:
         denominator = 1 + (squared_norm << (2 * exponent_in))  # A = 1 + N2 * 4^e <= 1 + 2^48
         input_scale_bits = 2 * exponent_in
-    # V = |s_d| * R * 2^c / A with c = K + 2 max(e, 0) - F, one rounding: a left shift of the numerator
-    # when c > 0 (c <= 15, so |s_d| R 2^c < 2^15 2^31 2^15 = 2^61), else a rounding shift after division.
+    # V = |s_d| * R * 2^c / A with c = K + 2 max(e, 0) - F, one rounding half away from zero:
+    # floor(2 |s_d| R 2^max(c,0) / A) + 2^r, shifted right by r + 1, where r = max(-c, 0) is what the
+    # division leaves to a shift. Everything but the per-component multiply and divide is per capsule
+    # (the squash runs on every capsule of every DeepCaps cell, so full-size int64 passes are its cost);
+    # 2 |s_d| R 2^max(c,0) < 2 * 2^15 * 2^31 * 2^15 = 2^62 since c <= 15.
     scale_exponent = fraction_bits_out + input_scale_bits - root_fraction_bits
-    numerator = (values.abs() * root) << scale_exponent.clamp(min=0)
-    magnitude = rounded_divide(numerator, denominator, (-scale_exponent).clamp(min=0))
+    remaining_shift = (-scale_exponent).clamp(min=0)
+    doubled_factor = root << (scale_exponent.clamp(min=0) + 1)
+    doubled_quotient = torch.div(magnitudes * doubled_factor, denominator, rounding_mode="floor")
+    magnitude = (doubled_quotient + (1 << remaining_shift)) >> (remaining_shift + 1)
     return saturate(torch.where(values < 0, -magnitude, magnitude), bits_out, signed=True)

@@ -79,6 +79,64 @@ def test_a_lazy_analysis_measures_a_block_entry_on_first_read_only():
     assert list(lazy.block_errors["cell"]) == ["weight"] and lazy.errors == {}
 
 
+class CountingMeasurer:
+    """Wraps an analysis's measurer and counts the entries it is asked for."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+
+    def __getattr__(self, level):
+        def measure(*arguments):
+            self.calls += 1
+            return getattr(self.inner, level)(*arguments)
+
+        return measure
+
+
+def test_a_cached_analysis_reads_back_every_level_instead_of_measuring(tmp_path):
+    cache = tmp_path / "analysis" / "tiny.json"
+    model, images = tiny_deepcaps(), [tiny_images(16, seed=4)]
+    first = analyze_errors(model, images, candidate_bits=WIDTHS, lazy=True, cache=cache)
+    measured = {
+        "layer": first.error("cell.main1", "weight", 3),
+        "block": first.block_error("cell", "activation", 8),
+        "iteration": first.iteration_error("classes", "coupling", 2, 3),
+    }
+    assert cache.exists()
+
+    second = analyze_errors(model, images, candidate_bits=WIDTHS, lazy=True, cache=cache)
+    counter = CountingMeasurer(second.measure)
+    second.measure = counter
+    assert second.error("cell.main1", "weight", 3) == measured["layer"]
+    assert second.block_error("cell", "activation", 8) == measured["block"]
+    assert second.iteration_error("classes", "coupling", 2, 3) == measured["iteration"]
+    assert counter.calls == 0
+    second.error("stem", "activation", 8)  # a new entry is measured and joins the file
+    assert counter.calls == 1
+    third = analyze_errors(model, images, candidate_bits=WIDTHS, lazy=True, cache=cache)
+    assert third.errors["stem"]["activation"][8] == second.errors["stem"]["activation"][8]
+
+
+def test_a_cache_of_other_weights_or_images_is_measured_over(tmp_path):
+    cache = tmp_path / "tiny.json"
+    images = [tiny_images(16, seed=4)]
+    analyze_errors(tiny_deepcaps(), images, candidate_bits=WIDTHS, lazy=True, cache=cache).error(
+        "stem", "weight", 3
+    )
+    for model, batches in ((tiny_deepcaps(seed=1), images), (tiny_deepcaps(), [tiny_images(16, seed=5)])):
+        other = analyze_errors(model, batches, candidate_bits=WIDTHS, lazy=True, cache=cache)
+        assert other.errors == {}
+
+
+def test_entries_of_layers_the_model_lacks_are_refused():
+    analysis = analyze_errors(tiny_deepcaps(), [tiny_images(8)], candidate_bits=WIDTHS, lazy=True)
+    entry = {"sqnr_db": 20.0, "mse": 0.1}
+    assert analysis.absorb({"errors": {"stem": {"weight": {"3": entry}}}}) == 1
+    assert analysis.errors["stem"]["weight"][3] == entry
+    with pytest.raises(ValueError, match="conv9 / weight, which this model does not have"):
+        analysis.absorb({"errors": {"conv9": {"weight": {"3": entry}}}})
+
+
 class FloorOracle:
     """Stands in for the accuracy evaluator: an allocation holds iff every width is at least its floor."""
 
