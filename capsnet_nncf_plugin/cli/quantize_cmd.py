@@ -85,6 +85,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="each layer's bias absorbs the mean output error of its quantized weights (analysis and search)",
     )
+    parser.add_argument(
+        "--analysis-cache",
+        default=None,
+        help="JSON file keeping the error-analysis entries: a rerun on the same model, calibration and "
+        "settings (another --method or --tolerance) reads them instead of measuring",
+    )
     parser.add_argument("--compare", action="store_true", help="also run every other method for the plots")
     parser.add_argument("--out", default="reports/quantize", help="report folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -115,6 +121,7 @@ def main(args: argparse.Namespace) -> int:
         clip=args.clip,
         progress=progress,
         bias_correction=args.bias_correction,
+        cache=args.analysis_cache,
     )
     analysis.save(out / "error_analysis.json")
     plot_sensitivity(out / "sensitivity.png", analysis)

@@ -122,6 +122,8 @@ def test_quantize_writes_allocation_report_and_plots(checkpoint, tmp_path, capsy
             "100",
             "--limit",
             "100",
+            "--analysis-cache",
+            str(tmp_path / "cache.json"),
             "--out",
             str(out),
             "--no-progress",
@@ -150,6 +152,10 @@ def test_quantize_writes_allocation_report_and_plots(checkpoint, tmp_path, capsy
     }
     assert set(routing["output"]["2"]) == {"4", "8"}
     assert sorted(analysis["rankings"]["routing_iterations"]["class_caps"]["coupling"]["4"]) == [0, 1, 2]
+    # The cache holds the same entries, ready for the next run on this model and calibration.
+    cache = json.loads((tmp_path / "cache.json").read_text())
+    assert cache["errors"] == analysis["errors"]
+    assert cache["iteration_errors"]["class_caps"] == routing
 
 
 def test_quantize_rejects_an_unknown_method(checkpoint, tmp_path, capsys):
