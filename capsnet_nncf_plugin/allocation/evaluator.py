@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.evaluation import EVALUATION_BATCH, accuracy_of, iterate_batches, predict
-from capsnet_nncf_plugin.fx import quantize_fx
+from capsnet_nncf_plugin.fx import SharedCalibration, quantize_fx
 
 CRITERIA = ("losses", "accuracy")
 
@@ -76,6 +76,8 @@ class AccuracyEvaluator:
         self.criterion = check_criterion(criterion)
         self.cache: dict[tuple, Measurement] = {}
         self._latest: tuple[tuple, torch.fx.GraphModule] | None = None
+        # One calibration per clipping mode serves every allocation without bias correction.
+        self._shared: dict[str, SharedCalibration] = {}
         self.evaluations = 0
         self.seconds = 0.0
         self.fp32_predictions, self.labels = predict(self.model, validation_data, batch_size, limit)
@@ -90,15 +92,17 @@ class AccuracyEvaluator:
         return bool(allocation.info.get("bias_correction", self.bias_correction))
 
     def quantize(self, allocation: BitAllocation) -> torch.fx.GraphModule:
+        """The integer model of ``allocation``: what ``quantize_fx`` builds, the calibration shared."""
+        clip = self.clip_of(allocation)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return quantize_fx(
-                self.model,
-                self.calibration,
-                clip=self.clip_of(allocation),
-                allocation=allocation,
-                bias_correction=self.bias_correction_of(allocation),
-            )
+            if self.bias_correction_of(allocation):
+                return quantize_fx(
+                    self.model, self.calibration, clip=clip, allocation=allocation, bias_correction=True
+                )
+            if clip not in self._shared:
+                self._shared[clip] = SharedCalibration(self.model, self.calibration, clip=clip)
+            return self._shared[clip].quantize(allocation)
 
     def _key(self, allocation: BitAllocation) -> tuple:
         return (allocation.key(), self.clip_of(allocation), self.bias_correction_of(allocation))

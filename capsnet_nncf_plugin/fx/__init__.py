@@ -20,6 +20,7 @@ from capsnet_nncf_plugin.fx.qconfig import (
     RoutingBits,
     get_capsnet_qconfig_mapping,
 )
+from capsnet_nncf_plugin.fx.shared_calibration import SharedCalibration
 from capsnet_nncf_plugin.fx.workflow import quantize_fx
 from capsnet_nncf_plugin.patterns import get_capsnet_backend_config
 
@@ -28,6 +29,7 @@ __all__ = [
     "LayerBits",
     "QuantizationPoint",
     "RoutingBits",
+    "SharedCalibration",
     "get_capsnet_backend_config",
     "get_capsnet_convert_custom_config",
     "get_capsnet_prepare_custom_config",

@@ -6,6 +6,7 @@ import torch
 from capsnet_nncf_plugin.observers import (
     MAX_EXPONENT,
     MIN_EXPONENT,
+    clipping,
     coupling_coefficient_exponent,
     fake_quantize,
     fixed_exponent_for_range,
@@ -16,7 +17,7 @@ from capsnet_nncf_plugin.observers import (
     smallest_exponent_covering,
     squash_output_exponent,
 )
-from capsnet_nncf_plugin.observers.clipping import percentile_value
+from capsnet_nncf_plugin.observers.clipping import mse_exponents, percentile_value
 
 # 1000 evenly spread values in (0, 1) and one outlier at 8: the data every clipping mode is compared on.
 BULK = (torch.arange(1000, dtype=torch.float32) + 0.5) / 1000
@@ -199,6 +200,28 @@ def test_mse_starts_from_the_given_extremes():
     assert mse_exponent(BULK, 4, signed=False) == -4
     # A sample that missed an outlier at 20: the search covers 1..-3 (20 <= 15 * 2**1) and stops at -3.
     assert mse_exponent(BULK, 4, signed=False, min_val=0.0, max_val=20.0) == -3
+
+
+def test_mse_exponents_are_remembered_by_content_not_by_tensor(monkeypatch):
+    searches = []
+    search = clipping._search_mse_exponents
+    monkeypatch.setattr(clipping, "_mse_memo", type(clipping._mse_memo)())
+    monkeypatch.setattr(clipping, "_search_mse_exponents", lambda *a: searches.append(a) or search(*a))
+    weights = torch.randn(4, 50, generator=torch.Generator().manual_seed(3))
+    weights[1, 0] = 9.0  # an outlier, so that channel's exponent differs from the rest
+    mins, maxs = weights.min(dim=1).values.tolist(), weights.max(dim=1).values.tolist()
+    first = mse_exponents(weights, 4, True, mins, maxs)
+    assert first == [mse_exponent(row, 4, True) for row in weights]  # per-row search, 4 more searches
+    assert mse_exponents(weights.clone(), 4, True, mins, maxs) == first  # a copy: remembered
+    assert len(searches) == 5
+    changed = weights.clone()
+    changed[1, 0] = 0.0  # one value differs: searched again, and the result follows the data
+    assert mse_exponents(changed, 4, True, mins, maxs)[1] != first[1]
+    mse_exponents(weights, 5, True, mins, maxs)  # another width: searched again
+    assert len(searches) == 7
+    monkeypatch.setattr(clipping, "MSE_MEMO_ENTRIES", 1)
+    mse_exponents(weights, 6, True, mins, maxs)
+    assert len(clipping._mse_memo) == 1  # bounded: the oldest results go first
 
 
 def test_zero_ranges_behave_as_unit_ranges_without_nan():

@@ -1,0 +1,103 @@
+"""``SharedCalibration``: calibrate a model once, then quantize it at many bit-width allocations.
+
+Calibration runs the float model, so what the observers record (ranges, value samples, tensor sizes) does
+not depend on the widths they will quantize to; the widths only enter when ``convert_fx`` turns ranges into
+exponents. An allocation search converts dozens of allocations of one model, and on DeepCaps calibration
+was most of each conversion. ``SharedCalibration`` prepares each allocation as ``quantize_fx`` does, fills
+its observers with the statistics of the first calibration instead of running the batches again, and
+converts: the same integer model as ``quantize_fx``, bit for bit (tests/fx/test_shared_calibration.py).
+
+Bias correction measures the error of each allocation's own quantized weights, so it cannot be shared;
+``quantize_fx`` is the one to call with it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+
+from capsnet_nncf_plugin.fx.custom_modules import ObservedModule, RoutingObservers
+from capsnet_nncf_plugin.fx.input_formats import MODEL_INPUT_BITS
+from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
+from capsnet_nncf_plugin.fx.workflow import calibrate, convert_capsnet_fx, prepare_capsnet_fx
+from capsnet_nncf_plugin.observers import DEFAULT_CLIP, PowerOfTwoObserver
+
+#: The observer buffers calibration fills; every other observer state is set by the allocation.
+STATISTICS_BUFFERS = ("min_val", "max_val", "batches_seen", "sample_values", "sample_keys")
+
+
+@dataclass
+class _Statistics:
+    """What one calibration left in a prepared model, by module name."""
+
+    observers: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    elements: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, prepared: torch.nn.Module) -> _Statistics:
+        statistics = cls()
+        for name, module in prepared.named_modules():
+            if isinstance(module, PowerOfTwoObserver):
+                statistics.observers[name] = {
+                    buffer: getattr(module, buffer).clone()
+                    for buffer in STATISTICS_BUFFERS
+                    if hasattr(module, buffer)
+                }
+            elif isinstance(module, ObservedModule | RoutingObservers):
+                statistics.elements[name] = dict(module.elements)
+        return statistics
+
+    def restore(self, prepared: torch.nn.Module) -> None:
+        """Give ``prepared`` these statistics; it must have the same observers (same model, any widths)."""
+        targets = _Statistics.of(prepared)
+        if set(targets.observers) != set(self.observers) or set(targets.elements) != set(self.elements):
+            raise ValueError(
+                "this prepared model has other observers than the calibrated one: the allocation changes "
+                "which tensors are quantized, not only their widths; calibrate it with quantize_fx instead"
+            )
+        for name, module in prepared.named_modules():
+            if name in self.observers:
+                for buffer, value in self.observers[name].items():
+                    setattr(module, buffer, value.clone())
+                module._cached_exponents = None
+            elif name in self.elements:
+                module.elements = dict(self.elements[name])
+
+
+class SharedCalibration:
+    """``quantize_fx(model, batches, clip=clip, allocation=...)`` for many allocations, calibrated once.
+
+    The model is copied, so later changes to it do not reach the statistics. ``progress`` shows the one
+    calibration pass.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        calibration_batches: Iterable[torch.Tensor],
+        clip: str = DEFAULT_CLIP,
+        input_bits: int = MODEL_INPUT_BITS,
+        progress: bool = False,
+    ) -> None:
+        self.model = copy.deepcopy(model).eval()
+        self.batches = list(calibration_batches)
+        if not self.batches:
+            raise ValueError("SharedCalibration needs at least one calibration batch")
+        self.clip = clip
+        self.input_bits = input_bits
+        self.progress = progress
+        self._statistics: _Statistics | None = None
+
+    def quantize(self, allocation: object = None) -> torch.fx.GraphModule:
+        """The integer model of ``allocation`` (None: 8 bits everywhere), as ``quantize_fx`` builds it."""
+        mapping = get_capsnet_qconfig_mapping(8, 8, 8, self.clip, allocation)
+        prepared = prepare_capsnet_fx(self.model, mapping, self.batches[0], self.input_bits)
+        if self._statistics is None:
+            calibrate(prepared, self.batches, self.progress)
+            self._statistics = _Statistics.of(prepared)
+        else:
+            self._statistics.restore(prepared)
+        return convert_capsnet_fx(prepared)
