@@ -33,19 +33,23 @@ def allocations(model):
     ]
 
 
-@pytest.mark.parametrize("build", [tiny_capsnet, tiny_deepcaps], ids=["shallowcaps", "deepcaps"])
-def test_every_allocation_quantizes_as_quantize_fx_does(build, monkeypatch):
+@pytest.mark.parametrize(
+    ("build", "clip"),
+    [(tiny_capsnet, "hardware"), (tiny_deepcaps, "hardware"), (tiny_capsnet, "percentile")],
+    ids=["shallowcaps", "deepcaps", "shallowcaps-percentile"],  # percentile: sampled values shared too
+)
+def test_every_allocation_quantizes_as_quantize_fx_does(build, clip, monkeypatch):
     model = build()
     images = tiny_images(32, seed=2)
     batches, probe = [images[:16], images[16:]], tiny_images(8, seed=9)
     passes = []
     calibrate = shared_calibration.calibrate
     monkeypatch.setattr(shared_calibration, "calibrate", lambda *a: passes.append(1) or calibrate(*a))
-    shared = SharedCalibration(model, batches)
+    shared = SharedCalibration(model, batches, clip=clip)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         for allocation in allocations(model):
-            expected = quantize_fx(model, batches, allocation=allocation)
+            expected = quantize_fx(model, batches, clip=clip, allocation=allocation)
             actual = shared.quantize(allocation)
             assert torch.equal(actual(probe), expected(probe))
             assert quantization_points(actual) == quantization_points(expected)
