@@ -235,15 +235,14 @@ def squash_output_quantizer(observer: PowerOfTwoObserver) -> PowerOfTwoQuantizer
     return PowerOfTwoQuantizer(observed.bits, True, exponent)
 
 
-def integer_squash(
-    pre: torch.Tensor, pre_quantizer: PowerOfTwoQuantizer, output: PowerOfTwoQuantizer, dim: int
-) -> torch.Tensor:
-    """Integer squash: pre-activation codes, ``int_squash`` at 16 bits, rounded to the ``output`` format.
+def integer_squash(pre: torch.Tensor, pre_quantizer: PowerOfTwoQuantizer, dim: int) -> torch.Tensor:
+    """Integer squash of the pre-activation codes at 16 bits, as float values on that grid.
 
-    The last rounding is a dequantize/quantize pair (half to even), the QDQ form the ONNX export emits.
+    The rounding to the layer's output format is the caller's ``to_quantized_tensor``: a dequantize/quantize
+    pair (half to even), the QDQ form the ONNX export emits.
     """
     wide = int_squash(pre_quantizer.quantize(pre), pre_quantizer.exponent, WIDE_SQUASH_BITS, dim)
-    return output.fake_quantize(dequantize(wide.to(torch.float32), squash_output_exponent(WIDE_SQUASH_BITS)))
+    return dequantize(wide.to(torch.float32), squash_output_exponent(WIDE_SQUASH_BITS))
 
 
 class ObservedSquashLayer(ObservedModule):
@@ -292,7 +291,7 @@ class QuantizedSquashLayer(QuantizedModule):
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
         pre = self.pre_activation(self._input(tensor))
-        squashed = integer_squash(pre, self.pre_quantizer, self.output_quantizer, self.dim)
+        squashed = integer_squash(pre, self.pre_quantizer, self.dim)
         return self.output_quantizer.to_quantized_tensor(squashed)
 
     def points(self, name: str) -> list[QuantizationPoint]:
