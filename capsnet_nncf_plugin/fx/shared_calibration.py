@@ -7,6 +7,10 @@ was most of each conversion. ``SharedCalibration`` prepares each allocation as `
 its observers with the statistics of the first calibration instead of running the batches again, and
 converts: the same integer model as ``quantize_fx``, bit for bit (tests/fx/test_shared_calibration.py).
 
+A width can change which tensors torch.ao observes (a 16-bit last layer needs an observer on the model
+output that an 8-bit one shares), so statistics are kept per set of observers, and an allocation whose
+prepared model has a set not seen yet is calibrated once more.
+
 Bias correction measures the error of each allocation's own quantized weights, so it cannot be shared;
 ``quantize_fx`` is the one to call with it.
 """
@@ -35,6 +39,15 @@ class _Statistics:
 
     observers: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     elements: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @staticmethod
+    def signature(prepared: torch.nn.Module) -> tuple[str, ...]:
+        """The names of the modules that hold statistics: equal signatures, interchangeable statistics."""
+        return tuple(
+            name
+            for name, module in prepared.named_modules()
+            if isinstance(module, PowerOfTwoObserver | ObservedModule | RoutingObservers)
+        )
 
     @classmethod
     def of(cls, prepared: torch.nn.Module) -> _Statistics:
@@ -89,15 +102,21 @@ class SharedCalibration:
         self.clip = clip
         self.input_bits = input_bits
         self.progress = progress
-        self._statistics: _Statistics | None = None
+        self._statistics: dict[tuple[str, ...], _Statistics] = {}
 
     def quantize(self, allocation: object = None) -> torch.fx.GraphModule:
         """The integer model of ``allocation`` (None: 8 bits everywhere), as ``quantize_fx`` builds it."""
         mapping = get_capsnet_qconfig_mapping(8, 8, 8, self.clip, allocation)
         prepared = prepare_capsnet_fx(self.model, mapping, self.batches[0], self.input_bits)
-        if self._statistics is None:
-            calibrate(prepared, self.batches, self.progress)
-            self._statistics = _Statistics.of(prepared)
+        signature = _Statistics.signature(prepared)
+        if signature in self._statistics:
+            self._statistics[signature].restore(prepared)
         else:
-            self._statistics.restore(prepared)
+            calibrate(prepared, self.batches, self.progress)
+            self._statistics[signature] = _Statistics.of(prepared)
         return convert_capsnet_fx(prepared)
+
+    @property
+    def calibrations(self) -> int:
+        """Calibration passes run so far: one per set of observers the allocations needed."""
+        return len(self._statistics)

@@ -30,15 +30,20 @@ def allocations(model):
         BitAllocation.uniform(names).with_layer(first, weight=3, activation=4),
         BitAllocation.uniform(names).with_layer(last, weight=5, routing=routing),
         BitAllocation.uniform(names, weight=12, activation=10, routing=12),  # qint32 containers
+        # A 16-bit last layer after 8-bit ones: torch.ao observes the model output separately.
+        BitAllocation.uniform(names).with_layer(last, activation=16),
+        BitAllocation.uniform(names, activation=6).with_layer(last, activation=16),
     ]
 
 
 @pytest.mark.parametrize(
-    ("build", "clip"),
-    [(tiny_capsnet, "hardware"), (tiny_deepcaps, "hardware"), (tiny_capsnet, "percentile")],
+    ("build", "clip", "observer_sets"),
+    # ShallowCaps' class capsules at 16 bits after 8-bit layers get an observer of their own on the model
+    # output; DeepCaps' output is observed either way.
+    [(tiny_capsnet, "hardware", 2), (tiny_deepcaps, "hardware", 1), (tiny_capsnet, "percentile", 2)],
     ids=["shallowcaps", "deepcaps", "shallowcaps-percentile"],  # percentile: sampled values shared too
 )
-def test_every_allocation_quantizes_as_quantize_fx_does(build, clip, monkeypatch):
+def test_every_allocation_quantizes_as_quantize_fx_does(build, clip, observer_sets, monkeypatch):
     model = build()
     images = tiny_images(32, seed=2)
     batches, probe = [images[:16], images[16:]], tiny_images(8, seed=9)
@@ -53,7 +58,7 @@ def test_every_allocation_quantizes_as_quantize_fx_does(build, clip, monkeypatch
             actual = shared.quantize(allocation)
             assert torch.equal(actual(probe), expected(probe))
             assert quantization_points(actual) == quantization_points(expected)
-    assert len(passes) == 1
+    assert len(passes) == shared.calibrations == observer_sets  # one per set of observers
 
 
 def test_statistics_refuse_a_model_with_other_observers():
@@ -64,8 +69,9 @@ def test_statistics_refuse_a_model_with_other_observers():
         shared.quantize()
         mapping = get_capsnet_qconfig_mapping(8, 8, 8, "hardware", None)
         other = prepare_capsnet_fx(tiny_deepcaps(), mapping, images)
+    (statistics,) = shared._statistics.values()
     with pytest.raises(ValueError, match="other observers than the calibrated one"):
-        shared._statistics.restore(other)
+        statistics.restore(other)
 
 
 def test_an_empty_calibration_is_refused():
