@@ -17,6 +17,8 @@ With ``--markdown PATH`` every finished (model, method) row is also kept in ``PA
 Rows of models or methods this run does not touch stay, so the DeepCaps searches (hours on 2 cores) can
 run model by model and an interrupted run resumes where it stopped: a row already recorded under the same
 settings is not measured again (``--fresh`` re-measures it). A record made with other settings is refused.
+Runs on different models may share one record at once (say one per core, ``OMP_NUM_THREADS=1`` each):
+each row is added under a lock after reading back the rows the others wrote.
 ``--analysis-cache DIR`` keeps the error analysis of each model there too (see ``analyze_errors``).
 """
 
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import json
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -92,8 +96,9 @@ def regenerating_command(settings: dict[str, Any], defaults: dict[str, Any], mar
 class Record:
     """The rows measured so far under one set of settings, kept as JSON beside the Markdown table."""
 
-    def __init__(self, path: Path, settings: dict[str, Any], fresh: bool) -> None:
-        self.path = path
+    def __init__(self, table: Path, settings: dict[str, Any], fresh: bool, command: str) -> None:
+        self.table, self.command = table, command
+        self.path = path = table.with_suffix(".json")
         self.data: dict[str, Any] = {"settings": settings, "models": {}}
         if path.exists() and not fresh:
             stored = json.loads(path.read_text())
@@ -116,10 +121,27 @@ class Record:
         return [method for method in methods if method not in recorded]
 
     def add(self, reference: str, fp32: float, method: str, row: dict[str, Any]) -> None:
-        entry = self.model(reference)
-        entry["fp32"] = fp32
-        entry["methods"][method] = {**row, "measured": datetime.date.today().isoformat()}
-        write_text_atomically(self.path, json.dumps(self.data, indent=2) + "\n")
+        # Runs on other models may share the record (one per core): under a lock, the rows they wrote since
+        # this run read the file are read back before this row is added, so none is lost, and the table is
+        # rendered before the lock is let go, so the last one written has every row. The lock is on the
+        # folder: the file itself is replaced by each write, and a lock file would litter docs/.
+        folder = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            if self.path.exists():
+                stored = json.loads(self.path.read_text())
+                if stored.get("settings") == self.data["settings"]:
+                    for other, entry in stored["models"].items():
+                        merged = self.model(other)
+                        merged.setdefault("fp32", entry.get("fp32"))
+                        merged["methods"] = {**entry.get("methods", {}), **merged["methods"]}
+            entry = self.model(reference)
+            entry["fp32"] = fp32
+            entry["methods"][method] = {**row, "measured": datetime.date.today().isoformat()}
+            write_text_atomically(self.path, json.dumps(self.data, indent=2) + "\n")
+            write_text_atomically(self.table, markdown(self.data, self.command))
+        finally:
+            os.close(folder)  # releases the lock
 
 
 def qcapsnets_reached(rows: dict[str, dict]) -> str | None:
@@ -206,12 +228,12 @@ def main() -> None:
     record = None
     if args.markdown:
         settings = settings_of(args)
-        try:
-            record = Record(Path(args.markdown).with_suffix(".json"), settings, args.fresh)
-        except ValueError as error:
-            parser.error(str(error))
         defaults = {name: parser.get_default(name) for name in SETTINGS}
         command = regenerating_command(settings, defaults, args.markdown)
+        try:
+            record = Record(Path(args.markdown), settings, args.fresh, command)
+        except ValueError as error:
+            parser.error(str(error))
     for reference in references:
         to_measure = record.missing(reference, methods) if record else methods
         if not to_measure:
@@ -264,7 +286,6 @@ def main() -> None:
             rows[method].update(torch=accuracy, onnxruntime=onnx_accuracy, allocation=allocation.to_dict())
             if record:
                 record.add(reference, fp32, method, rows[method])
-                write_text_atomically(Path(args.markdown), markdown(record.data, command))
             cells = (
                 f"{info['weight_reduction']:.2f}",
                 f"{info['activation_reduction']:.2f}",

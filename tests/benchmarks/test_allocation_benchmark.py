@@ -1,6 +1,7 @@
 """benchmarks/allocation.py end to end on a small budget: it runs, prints its table, writes the Markdown
 and the JSON record behind it, resumes from that record and refuses to mix settings."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -8,6 +9,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("allocation_benchmark", ROOT / "benchmarks" / "allocation.py")
+allocation_benchmark = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(allocation_benchmark)
 SMALL_BUDGET = ["--method", "uniform-8", "--tolerance", "100", "--calibration", "128"]
 SMALL_BUDGET += ["--criterion", "accuracy", "--validation-limit", "100", "--limit", "100"]
 
@@ -64,3 +68,23 @@ def test_allocation_benchmark_writes_resumes_and_extends_the_reproduction_table(
     last_line = completed.stderr.strip().splitlines()[-1]
     assert f"{record} holds rows measured with" in last_line and "--fresh" in last_line
     assert (markdown.read_text(), record.read_text()) == before
+
+
+def test_two_runs_sharing_a_record_keep_each_others_rows(tmp_path):
+    # One run per core, on different models, both opened the record before either wrote a row.
+    settings = {"tolerance": 0.1, "criterion": "losses", "bias_correction": False}
+    table = tmp_path / "results.md"
+    first = allocation_benchmark.Record(table, settings, fresh=False, command="regenerate")
+    second = allocation_benchmark.Record(table, settings, fresh=False, command="regenerate")
+    row = {"weight_reduction": 7.0, "activation_reduction": 4.0, "search_seconds": 1.0, "evaluations": 2}
+    first.add("zoo:a", 99.0, "error-guided", {**row, "torch": 98.9, "onnxruntime": 98.9})
+    second.add("zoo:b", 92.0, "qcapsnets", {**row, "torch": 91.8, "onnxruntime": 91.8})
+    first.add("zoo:a", 99.0, "uniform-8", {**row, "torch": 99.0, "onnxruntime": 99.0})
+    stored = json.loads(table.with_suffix(".json").read_text())
+    assert {model: sorted(entry["methods"]) for model, entry in stored["models"].items()} == {
+        "zoo:a": ["error-guided", "uniform-8"],
+        "zoo:b": ["qcapsnets"],
+    }
+    assert stored["models"]["zoo:b"]["fp32"] == 92.0
+    rendered = table.read_text()
+    assert "| zoo:b | qcapsnets | 92.00 | 91.80 |" in rendered and "| zoo:a | uniform-8 |" in rendered
