@@ -120,6 +120,15 @@ class Record:
         recorded = self.data["models"].get(reference, {}).get("methods", {})
         return [method for method in methods if method not in recorded]
 
+    def _read_back_rows_of_other_runs(self) -> None:
+        stored = json.loads(self.path.read_text()) if self.path.exists() else {}
+        if stored.get("settings") != self.data["settings"]:
+            return  # nothing yet, or a --fresh run over other settings: its rows are not ours to keep
+        for reference, entry in stored["models"].items():
+            merged = self.model(reference)
+            merged.setdefault("fp32", entry.get("fp32"))
+            merged["methods"] = {**entry.get("methods", {}), **merged["methods"]}
+
     def add(self, reference: str, fp32: float, method: str, row: dict[str, Any]) -> None:
         # Runs on other models may share the record (one per core): under a lock, the rows they wrote since
         # this run read the file are read back before this row is added, so none is lost, and the table is
@@ -128,13 +137,7 @@ class Record:
         folder = os.open(self.path.parent, os.O_RDONLY)
         try:
             fcntl.flock(folder, fcntl.LOCK_EX)
-            if self.path.exists():
-                stored = json.loads(self.path.read_text())
-                if stored.get("settings") == self.data["settings"]:
-                    for other, entry in stored["models"].items():
-                        merged = self.model(other)
-                        merged.setdefault("fp32", entry.get("fp32"))
-                        merged["methods"] = {**entry.get("methods", {}), **merged["methods"]}
+            self._read_back_rows_of_other_runs()
             entry = self.model(reference)
             entry["fp32"] = fp32
             entry["methods"][method] = {**row, "measured": datetime.date.today().isoformat()}
