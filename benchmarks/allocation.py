@@ -40,16 +40,29 @@ from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.cli.arguments import non_negative_float, positive_int
 from capsnet_nncf_plugin.data import load_dataset
-from capsnet_nncf_plugin.errors import run_reporting_user_errors
+from capsnet_nncf_plugin.errors import ExportError, run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
 from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantize_fx
 from capsnet_nncf_plugin.models import available_pretrained, open_checkpoint
+from capsnet_nncf_plugin.observers import CLIP_MODES
+from capsnet_nncf_plugin.rounding import WEIGHT_ROUNDINGS
 from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
 
 PROGRESSIVE = ("progressive-descent", "error-guided", "block-routing")
 #: The options a record's rows share: a row measured under others does not belong in the same table.
-SETTINGS = ("tolerance", "calibration", "validation_limit", "criterion", "limit", "bias_correction")
+SETTINGS = (
+    "tolerance",
+    "calibration",
+    "validation_limit",
+    "criterion",
+    "limit",
+    "bias_correction",
+    "clip",
+    "weight_rounding",
+)
+#: Settings newer than some records, with the value those records were measured under.
+SETTINGS_ADDED_LATER = {"clip": "hardware", "weight_rounding": "nearest"}
 #: What a row keeps of an allocation's ``info``, beside its test accuracies.
 ROW_KEYS = ("weight_reduction", "activation_reduction", "search_seconds", "evaluations")
 
@@ -81,6 +94,12 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in SETTINGS}
 
 
+def stored_settings(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A record's settings, with the value of each setting it predates filled in."""
+    settings = record.get("settings")
+    return None if settings is None else {**SETTINGS_ADDED_LATER, **settings}
+
+
 def regenerating_command(settings: dict[str, Any], defaults: dict[str, Any], markdown_path: str) -> str:
     """The command that remeasures every zoo model under ``settings`` (options at ``defaults`` left out)."""
     options = []
@@ -99,16 +118,17 @@ class Record:
     def __init__(self, table: Path, settings: dict[str, Any], fresh: bool, command: str) -> None:
         self.table, self.command = table, command
         self.path = path = table.with_suffix(".json")
+        settings = {**SETTINGS_ADDED_LATER, **settings}
         self.data: dict[str, Any] = {"settings": settings, "models": {}}
         if path.exists() and not fresh:
             stored = json.loads(path.read_text())
-            if stored.get("settings") != settings:
+            if stored_settings(stored) != settings:
                 raise ValueError(
-                    f"{path} holds rows measured with {stored.get('settings')}, not {settings}; "
+                    f"{path} holds rows measured with {stored_settings(stored)}, not {settings}; "
                     "rerun with those settings to extend it, pass --fresh to start it over, "
                     "or give --markdown another path"
                 )
-            self.data = stored
+            self.data = {**stored, "settings": settings}
 
     def model(self, reference: str) -> dict[str, Any]:
         return self.data["models"].setdefault(reference, {"methods": {}})
@@ -122,7 +142,7 @@ class Record:
 
     def _read_back_rows_of_other_runs(self) -> None:
         stored = json.loads(self.path.read_text()) if self.path.exists() else {}
-        if stored.get("settings") != self.data["settings"]:
+        if stored_settings(stored) != self.data["settings"]:
             return  # nothing yet, or a --fresh run over other settings: its rows are not ours to keep
         for reference, entry in stored["models"].items():
             merged = self.model(reference)
@@ -156,6 +176,9 @@ def qcapsnets_reached(rows: dict[str, dict]) -> str | None:
     return f"reach the Q-CapsNets weight reduction ({baseline:.2f}x): {', '.join(reached) or 'none'}"
 
 
+QCAPSNETS_ROUNDING = " (the Q-CapsNets baseline rounds to nearest)"
+
+
 def markdown(record: dict[str, Any], command: str) -> str:
     settings = record["settings"]
     lines = [
@@ -171,7 +194,10 @@ def markdown(record: dict[str, Any], command: str) -> str:
         "models it lacks. Test-set accuracy of the integer model (integer squash and routing), in torch and",
         "in onnxruntime with the custom-op library; each row's ratios come from one run.",
         f"Search criterion: `{settings['criterion']}` (what it means: docs/allocation.md). Bias correction: "
-        f"{'on (not in the Q-CapsNets baseline, which has none)' if settings['bias_correction'] else 'off'}.",
+        f"{'on (not in the Q-CapsNets baseline, which has none)' if settings['bias_correction'] else 'off'}. "
+        f"Activation clipping: `{settings.get('clip', 'hardware')}`. Weight rounding: "
+        f"`{settings.get('weight_rounding', 'nearest')}`"
+        f"{QCAPSNETS_ROUNDING if settings.get('weight_rounding') == 'gptq' else ''}.",
         "",
         "| model | method | FP32 % | torch % | onnxruntime % | loss pp | weights x | activations x "
         "| search s | evals |",
@@ -211,6 +237,16 @@ def main() -> None:
     parser.add_argument(
         "--bias-correction", action="store_true", help="bias correction in the analysis and every search"
     )
+    parser.add_argument(
+        "--clip", choices=CLIP_MODES, default="hardware", help="activation clipping of every search"
+    )
+    parser.add_argument(
+        "--weight-rounding",
+        choices=WEIGHT_ROUNDINGS,
+        default="nearest",
+        help="weight rounding of every search and the analysis (gptq: error feedback, not with bias "
+        "correction; the Q-CapsNets baseline keeps nearest)",
+    )
     parser.add_argument("--method", action="append", help="methods to run (default: all)")
     parser.add_argument(
         "--markdown", default=None, help="also keep the rows in PATH.json and render them as Markdown to PATH"
@@ -223,6 +259,8 @@ def main() -> None:
         "model and calibration (other criteria, an interrupted run)",
     )
     args = parser.parse_args()
+    if args.weight_rounding == "gptq" and args.bias_correction:
+        parser.error("--weight-rounding gptq and --bias-correction do not combine; pick one")
     warnings.simplefilter("ignore")
     references = args.model or [f"zoo:{name}" for name in available_pretrained()]
     if not references:
@@ -260,9 +298,11 @@ def main() -> None:
         analysis = analyze_errors(
             model,
             analysis_batches(calibration),
+            clip=args.clip,
             lazy=True,
             bias_correction=args.bias_correction,
             cache=cache,
+            weight_rounding=args.weight_rounding,
         )
         print(f"\n{reference} ({dataset}): FP32 test {fp32:.2f} %")
         header = ("method", "weights x", "acts x", "test %", "ORT %", "loss pp", "search s", "evals")
@@ -278,12 +318,22 @@ def main() -> None:
                 validation_limit=args.validation_limit,
                 criterion=args.criterion,
                 bias_correction=args.bias_correction,
+                clip=args.clip,
+                weight_rounding=args.weight_rounding,
                 analysis=analysis,
                 progress=True,
             )
             # With the clip and bias correction the allocation recorded, as its search measured it.
             quantized = quantize_fx(model, calibration, allocation=allocation)
-            accuracy, onnx_accuracy = integer_accuracies(quantized, calibration, test, args.limit, method)
+            try:
+                accuracy, onnx_accuracy = integer_accuracies(quantized, calibration, test, args.limit, method)
+            except ExportError as error:
+                # An hour of search should not vanish with the error: the allocation reproduces it.
+                kept = Path(args.markdown or ".").with_suffix("") / f"failed-{reference}-{method}.json"
+                kept = kept.parent / kept.name.replace(":", "-")
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                allocation.save(kept)
+                raise ExportError(f"{error} (the allocation is kept in {kept})") from error
             info = allocation.info
             rows[method] = {key: info[key] for key in ROW_KEYS}
             rows[method].update(torch=accuracy, onnxruntime=onnx_accuracy, allocation=allocation.to_dict())

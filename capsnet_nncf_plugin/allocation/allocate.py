@@ -53,6 +53,7 @@ def allocate(
     progress: bool = False,
     criterion: str = "losses",
     bias_correction: bool = False,
+    weight_rounding: str = "nearest",
 ) -> BitAllocation:
     """Per-layer bits for ``model`` that lose at most ``tolerance`` percentage points of validation accuracy.
 
@@ -62,7 +63,9 @@ def allocate(
     methods that fulfil a budget (Q-CapsNets). Pass a previous ``analysis`` to skip the error analysis.
     ``criterion``: what "within tolerance" means, ``"losses"`` or ``"accuracy"`` (see evaluator.py).
     ``bias_correction``: every candidate (and the error analysis) corrects biases for its quantized weights
-    (``quantize_fx``); recorded in ``info``, so quantizing with the result repeats it.
+    (``quantize_fx``); recorded in ``info``, so quantizing with the result repeats it. ``weight_rounding``:
+    ``"nearest"`` or ``"gptq"`` (every candidate's weights rounded with GPTQ, the analysis too), recorded
+    the same way.
     ``info`` of the result records the search: accuracies, evaluations, memory reductions,
     ``analysis_seconds`` (the error analysis) and ``search_seconds`` (everything else).
     """
@@ -78,7 +81,12 @@ def allocate(
     if analysis is None:
         # Lazy: a method measures only the (layer, kind, width) entries it reads.
         analysis = analyze_errors(
-            model, analysis_batches(calibration), clip=clip, lazy=True, bias_correction=bias_correction
+            model,
+            analysis_batches(calibration),
+            clip=clip,
+            lazy=True,
+            bias_correction=bias_correction,
+            weight_rounding=weight_rounding,
         )
     evaluator = AccuracyEvaluator(
         model,
@@ -88,6 +96,7 @@ def allocate(
         limit=validation_limit,
         criterion=criterion,
         bias_correction=bias_correction,
+        weight_rounding=weight_rounding,
     )
     context = SearchContext(
         layers=quantizable_layers(model),
@@ -107,6 +116,7 @@ def allocate(
             "tolerance": tolerance,
             "clip": evaluator.clip_of(allocation),
             "bias_correction": evaluator.bias_correction_of(allocation),
+            "weight_rounding": evaluator.weight_rounding_of(allocation),
             "validation_images": evaluator.limit or len(validation_data),
             "fp32_validation_accuracy": evaluator.fp32_accuracy,
             "validation_accuracy": accuracy,

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.evaluation import EVALUATION_BATCH, accuracy_of, iterate_batches, predict
 from capsnet_nncf_plugin.fx import SharedCalibration, quantize_fx
+from capsnet_nncf_plugin.fx.workflow import check_rounding_options
 
 CRITERIA = ("losses", "accuracy")
 
@@ -63,6 +64,7 @@ class AccuracyEvaluator:
         batch_size: int = EVALUATION_BATCH,
         criterion: str = "losses",
         bias_correction: bool = False,
+        weight_rounding: str = "nearest",
     ) -> None:
         self.model = model.eval()
         self.calibration = list(calibration_batches)
@@ -71,13 +73,14 @@ class AccuracyEvaluator:
         self.validation = validation_data
         self.clip = clip
         self.bias_correction = bias_correction
+        self.weight_rounding = check_rounding_options(weight_rounding, bias_correction)
         self.limit = limit
         self.batch_size = batch_size
         self.criterion = check_criterion(criterion)
         self.cache: dict[tuple, Measurement] = {}
         self._latest: tuple[tuple, torch.fx.GraphModule] | None = None
-        # One calibration per clipping mode serves every allocation without bias correction.
-        self._shared: dict[str, SharedCalibration] = {}
+        # One calibration per clipping mode and rounding serves every allocation without bias correction.
+        self._shared: dict[tuple[str, str], SharedCalibration] = {}
         self.evaluations = 0
         self.seconds = 0.0
         self.fp32_predictions, self.labels = predict(self.model, validation_data, batch_size, limit)
@@ -91,21 +94,37 @@ class AccuracyEvaluator:
         """The allocation's own choice (``info["bias_correction"]``, set by a baseline), else ours."""
         return bool(allocation.info.get("bias_correction", self.bias_correction))
 
+    def weight_rounding_of(self, allocation: BitAllocation) -> str:
+        """The allocation's weight rounding (``info["weight_rounding"]``, set by a baseline), else ours."""
+        return str(allocation.info.get("weight_rounding", self.weight_rounding))
+
     def quantize(self, allocation: BitAllocation) -> torch.fx.GraphModule:
         """The integer model of ``allocation``: what ``quantize_fx`` builds, the calibration shared."""
-        clip = self.clip_of(allocation)
+        clip, rounding = self.clip_of(allocation), self.weight_rounding_of(allocation)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.bias_correction_of(allocation):
                 return quantize_fx(
-                    self.model, self.calibration, clip=clip, allocation=allocation, bias_correction=True
+                    self.model,
+                    self.calibration,
+                    clip=clip,
+                    allocation=allocation,
+                    bias_correction=True,
+                    weight_rounding=rounding,
                 )
-            if clip not in self._shared:
-                self._shared[clip] = SharedCalibration(self.model, self.calibration, clip=clip)
-            return self._shared[clip].quantize(allocation)
+            if (clip, rounding) not in self._shared:
+                self._shared[clip, rounding] = SharedCalibration(
+                    self.model, self.calibration, clip=clip, weight_rounding=rounding
+                )
+            return self._shared[clip, rounding].quantize(allocation)
 
     def _key(self, allocation: BitAllocation) -> tuple:
-        return (allocation.key(), self.clip_of(allocation), self.bias_correction_of(allocation))
+        return (
+            allocation.key(),
+            self.clip_of(allocation),
+            self.bias_correction_of(allocation),
+            self.weight_rounding_of(allocation),
+        )
 
     def quantized_model(self, allocation: BitAllocation) -> torch.fx.GraphModule:
         """The integer model of ``allocation``; the one measured last is kept, so asking for it is free."""

@@ -45,6 +45,7 @@ from capsnet_nncf_plugin.allocation.layers import Layer, blocks, quantizable_lay
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.fx.bias_correction import BiasCorrection
 from capsnet_nncf_plugin.fx.custom_modules import FLOAT_TO_OBSERVED, OBSERVED_TO_QUANTIZED
+from capsnet_nncf_plugin.fx.gptq_rounding import GptqRounding, gptq_layers
 from capsnet_nncf_plugin.fx.qconfig import (
     ROUTING_TENSORS,
     LayerBits,
@@ -52,6 +53,7 @@ from capsnet_nncf_plugin.fx.qconfig import (
     make_qconfig,
     routing_entries,
 )
+from capsnet_nncf_plugin.fx.workflow import check_rounding_options
 
 KINDS = ("weight", "activation", "routing")
 #: The kinds a block is assigned as a unit; routing is analysed per iteration instead.
@@ -428,11 +430,16 @@ def analysis_fingerprint(
     candidate_bits: list[int],
     clip: str,
     bias_correction: bool,
+    weight_rounding: str = "nearest",
 ) -> str:
     """What an analysis's entries depend on: the model's parameters and buffers, the calibration images
     and the settings, hashed."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([candidate_bits, clip, bias_correction, CACHE_FORMAT]).encode())
+    settings = [candidate_bits, clip, bias_correction, CACHE_FORMAT]
+    # Appended only when it differs from the default, so caches written before GPTQ existed stay valid.
+    if weight_rounding != "nearest":
+        settings.append(weight_rounding)
+    digest.update(json.dumps(settings).encode())
     for name, tensor in [*model.state_dict().items(), *(("batch", batch) for batch in batches)]:
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
@@ -473,8 +480,15 @@ def quantize_alone(
     clip: str,
     fused_relu: bool,
     bias_correction: bool = False,
+    weight_rounding: str = "nearest",
+    moments: dict[str, torch.Tensor] | None = None,
 ) -> torch.nn.Module:
-    """The plugin's quantized module for ``module`` alone, calibrated (and bias-corrected) on ``inputs``."""
+    """The plugin's quantized module for ``module`` alone, calibrated (and bias-corrected) on ``inputs``.
+
+    ``weight_rounding="gptq"``: its weight rounded with GPTQ on the input moments of ``inputs``; pass a
+    dict as ``moments`` to keep them (under ``""``) for the next call on the same module and inputs.
+    """
+    check_rounding_options(weight_rounding, bias_correction)
     float_layer = ConvReLU2d(copy.deepcopy(module), torch.nn.ReLU()) if fused_relu else copy.deepcopy(module)
     # A 16-bit reference weight needs no clipping search (it would cost more than the rest of the run).
     weight_clip = "minmax" if bits.weight >= REFERENCE_BITS else "mse"
@@ -483,11 +497,18 @@ def quantize_alone(
     observed = observed_class.from_float(float_layer)
     observed.activation_post_process = observed.qconfig.activation()
     correction = BiasCorrection(observed) if bias_correction else None
+    rounding = None
+    if weight_rounding == "gptq" and gptq_layers(observed):
+        rounding = GptqRounding(observed, gather=not moments)
     with torch.no_grad():
         for batch in inputs:
             observed.activation_post_process(observed(batch))
     if correction is not None:
         correction.apply()
+    if rounding is not None:
+        used = rounding.apply(moments or None)
+        if moments is not None:
+            moments.update(used)
     return OBSERVED_TO_QUANTIZED[observed_class].from_observed(observed)
 
 
@@ -526,11 +547,20 @@ class _CalibrationMeasurer:
     iterations: dict[str, int]
     clip: str
     bias_correction: bool
+    weight_rounding: str = "nearest"
+    moments: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # GPTQ's, per layer
 
     def _quantized(self, name: str, bits: LayerBits) -> torch.nn.Module:
         inputs = [arguments[0] for arguments in self.captured[name][0]]
         return quantize_alone(
-            self.modules[name], inputs, bits, self.clip, self.layers[name].fused_relu, self.bias_correction
+            self.modules[name],
+            inputs,
+            bits,
+            self.clip,
+            self.layers[name].fused_relu,
+            self.bias_correction,
+            self.weight_rounding,
+            self.moments.setdefault(name, {}),
         )
 
     def _layer_entry(self, name: str, bits: LayerBits) -> Entry:
@@ -571,11 +601,13 @@ def analyze_errors(
     lazy: bool = False,
     bias_correction: bool = False,
     cache: str | os.PathLike | None = None,
+    weight_rounding: str = "nearest",
 ) -> ErrorAnalysis:
     """The error of every layer, block and routing iteration alone at every width (see the module doc).
 
     ``lazy``: measure nothing but the FP32 pass now, each entry when first asked for.
     ``bias_correction``: each layer's bias absorbs its quantized weights' mean error, as in ``quantize_fx``.
+    ``weight_rounding``: ``"nearest"`` or ``"gptq"``, as in ``quantize_fx``.
     ``cache``: a JSON file that keeps every measured entry; entries it already holds for the same model,
     calibration images and settings are read instead of measured.
     """
@@ -606,6 +638,7 @@ def analyze_errors(
         iterations=iterations,
         clip=clip,
         bias_correction=bias_correction,
+        weight_rounding=check_rounding_options(weight_rounding, bias_correction),
     )
     analysis = ErrorAnalysis(
         layers,
@@ -615,7 +648,9 @@ def analyze_errors(
         iterations=iterations,
     )
     if cache is not None:
-        fingerprint = analysis_fingerprint(model, batches, analysis.candidate_bits, clip, bias_correction)
+        fingerprint = analysis_fingerprint(
+            model, batches, analysis.candidate_bits, clip, bias_correction, weight_rounding
+        )
         analysis.attach_cache(cache, fingerprint)
     analysis.seconds = time.perf_counter() - started
     if not lazy:

@@ -86,6 +86,8 @@ class ObservedModule(nn.Module):
         self.elements: dict[str, int] = {}
         # The width of the format this layer reads; None: its own activation bits (see input_formats.py).
         self.input_bits: int | None = None
+        # Integer codes of the weight chosen at calibration (GPTQ, gptq_rounding.py); None: round to nearest.
+        self.weight_codes: torch.Tensor | None = None
 
     @classmethod
     def from_float(cls, layer: nn.Module) -> ObservedModule:
@@ -187,7 +189,9 @@ class QuantizedLayer(QuantizedModule):
             self.register_buffer("bn_scale", scale.float())
             self.register_buffer("bn_shift", (layer.bias.detach() - layer.running_mean * scale).float())
         elif isinstance(getattr(weighted, "weight", None), torch.Tensor):
-            self.weighted = integer_weight_layer(weighted, observed.qconfig.weight(), "weight")
+            self.weighted = integer_weight_layer(
+                weighted, observed.qconfig.weight(), "weight", observed.weight_codes
+            )
         else:
             raise TypeError(f"no quantized form for {type(layer).__name__}")
         self.output_quantizer = _output_quantizer(observed)
@@ -279,7 +283,7 @@ class QuantizedSquashLayer(QuantizedModule):
         else:
             self.layer = copy.deepcopy(layer)
             self.layer.conv = integer_weight_layer(
-                observed.weighted_layer(), observed.qconfig.weight(), "conv.weight"
+                observed.weighted_layer(), observed.qconfig.weight(), "conv.weight", observed.weight_codes
             )
             self.weights = self.layer.conv.weights
 
@@ -454,7 +458,7 @@ class QuantizedRoutingLayer(QuantizedModule):
         else:
             self.layer = copy.deepcopy(layer)
             self.layer.votes = integer_weight_layer(
-                observed.weighted_layer(), observed.qconfig.weight(), "votes.weight"
+                observed.weighted_layer(), observed.qconfig.weight(), "votes.weight", observed.weight_codes
             )
             self.weights = self.layer.votes.weights
 

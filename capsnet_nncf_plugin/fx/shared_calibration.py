@@ -12,7 +12,8 @@ output that an 8-bit one shares), so statistics are kept per set of observers, a
 prepared model has a set not seen yet is calibrated once more.
 
 Bias correction measures the error of each allocation's own quantized weights, so it cannot be shared;
-``quantize_fx`` is the one to call with it.
+``quantize_fx`` is the one to call with it. GPTQ rounding can: the input moments it needs come from the
+float model, so they are gathered with the first calibration, and each (layer, weight grid) is rounded once.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from dataclasses import dataclass, field
 import torch
 
 from capsnet_nncf_plugin.fx.custom_modules import ObservedModule, RoutingObservers
+from capsnet_nncf_plugin.fx.gptq_rounding import GptqRounding
 from capsnet_nncf_plugin.fx.input_formats import MODEL_INPUT_BITS
 from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
 from capsnet_nncf_plugin.fx.workflow import calibrate, convert_capsnet_fx, prepare_capsnet_fx
 from capsnet_nncf_plugin.observers import DEFAULT_CLIP, PowerOfTwoObserver
+from capsnet_nncf_plugin.rounding import check_weight_rounding
 
 #: The observer buffers calibration fills; every other observer state is set by the allocation.
 STATISTICS_BUFFERS = ("min_val", "max_val", "batches_seen", "sample_values", "sample_keys")
@@ -94,6 +97,7 @@ class SharedCalibration:
         clip: str = DEFAULT_CLIP,
         input_bits: int = MODEL_INPUT_BITS,
         progress: bool = False,
+        weight_rounding: str = "nearest",
     ) -> None:
         self.model = copy.deepcopy(model).eval()
         self.batches = list(calibration_batches)
@@ -103,6 +107,9 @@ class SharedCalibration:
         self.input_bits = input_bits
         self.progress = progress
         self._statistics: dict[tuple[str, ...], _Statistics] = {}
+        self.weight_rounding = check_weight_rounding(weight_rounding)
+        self._moments: dict[str, torch.Tensor] = {}
+        self._gptq_codes: dict[tuple, torch.Tensor] = {}
 
     def quantize(self, allocation: object = None) -> torch.fx.GraphModule:
         """The integer model of ``allocation`` (None: 8 bits everywhere), as ``quantize_fx`` builds it."""
@@ -112,8 +119,13 @@ class SharedCalibration:
         if signature in self._statistics:
             self._statistics[signature].restore(prepared)
         else:
+            gathering = GptqRounding(prepared) if self.weight_rounding == "gptq" else None
             calibrate(prepared, self.batches, self.progress)
             self._statistics[signature] = _Statistics.of(prepared)
+            if gathering is not None:
+                self._moments.update(gathering.finish_gathering())
+        if self.weight_rounding == "gptq":
+            GptqRounding(prepared, gather=False).apply(self._moments, self._gptq_codes)
         return convert_capsnet_fx(prepared)
 
     @property

@@ -17,21 +17,36 @@ from torch import nn
 from capsnet_nncf_plugin.fx.quantized_tensors import values_and_exponent
 from capsnet_nncf_plugin.nn import VoteTransform
 from capsnet_nncf_plugin.observers import PowerOfTwoObserver
+from capsnet_nncf_plugin.observers.integer_format import quant_range
 from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 class QuantizedWeights(nn.Module):
-    """The weight of a layer as integer codes with per-output-channel power-of-two exponents."""
+    """The weight of a layer as integer codes with per-output-channel power-of-two exponents.
 
-    def __init__(self, weight: torch.Tensor, weight_observer: PowerOfTwoObserver, name: str) -> None:
+    ``codes``: the codes to keep (GPTQ's, chosen at calibration) on the grid the observer gives; by default
+    the weight rounded to nearest.
+    """
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        weight_observer: PowerOfTwoObserver,
+        name: str,
+        codes: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         weight = weight.detach()
         weight_observer.name = name
         weight_observer(weight)
         self.quantizer = PowerOfTwoQuantizer.from_observer(weight_observer)
-        self.register_buffer("codes", self.quantizer.quantize(weight).to(torch.int16))
+        if codes is None:
+            codes = self.quantizer.quantize(weight)
+        else:
+            _check_codes(codes, weight, self.quantizer, name)
+        self.register_buffer("codes", codes.to(torch.int16))
         self.register_buffer(
             "values", self.quantizer.dequantize(self.codes.to(torch.float32)), persistent=False
         )
@@ -48,6 +63,19 @@ class QuantizedWeights(nn.Module):
         return torch.full((channels,), exponent, dtype=torch.int64)
 
 
+def _check_codes(
+    codes: torch.Tensor, weight: torch.Tensor, quantizer: PowerOfTwoQuantizer, name: str
+) -> None:
+    qmin, qmax = quant_range(quantizer.bits, quantizer.signed)
+    if codes.shape != weight.shape or codes.is_floating_point():
+        raise ValueError(
+            f"{name}: codes must be integers shaped like the weight {tuple(weight.shape)}, got "
+            f"{codes.dtype} {tuple(codes.shape)}"
+        )
+    if int(codes.min()) < qmin or int(codes.max()) > qmax:
+        raise ValueError(f"{name}: codes outside the {quantizer.bits}-bit range [{qmin}, {qmax}]")
+
+
 def bias_codes(bias: torch.Tensor, exponents: torch.Tensor) -> torch.Tensor:
     """``bias`` as int32 codes on the per-channel grid ``2**exponents`` (half to even, saturating)."""
     scaled = bias.to(torch.float64) * torch.pow(2.0, -exponents.to(torch.float64))
@@ -57,11 +85,17 @@ def bias_codes(bias: torch.Tensor, exponents: torch.Tensor) -> torch.Tensor:
 class IntegerWeightLayer(nn.Module):
     """Conv2d, Conv3d or Linear with power-of-two integer weights and its bias on the accumulator grid."""
 
-    def __init__(self, layer: nn.Module, weight_observer: PowerOfTwoObserver, name: str) -> None:
+    def __init__(
+        self,
+        layer: nn.Module,
+        weight_observer: PowerOfTwoObserver,
+        name: str,
+        codes: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(layer, (nn.Conv2d, nn.Conv3d, nn.Linear)):
             raise TypeError(f"IntegerWeightLayer takes Conv2d, Conv3d or Linear, got {type(layer).__name__}")
-        self.weights = QuantizedWeights(layer.weight, weight_observer, name)
+        self.weights = QuantizedWeights(layer.weight, weight_observer, name, codes)
         bias = None if layer.bias is None else layer.bias.detach().clone()
         self.register_buffer("bias", bias)
         self.layer = copy.deepcopy(layer)
@@ -90,9 +124,15 @@ class IntegerWeightLayer(nn.Module):
 class IntegerVoteTransform(nn.Module):
     """``VoteTransform`` with power-of-two integer ``W_ij``; its optional bias stays float (added once)."""
 
-    def __init__(self, layer: VoteTransform, weight_observer: PowerOfTwoObserver, name: str) -> None:
+    def __init__(
+        self,
+        layer: VoteTransform,
+        weight_observer: PowerOfTwoObserver,
+        name: str,
+        codes: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
-        self.weights = QuantizedWeights(layer.weight, weight_observer, name)
+        self.weights = QuantizedWeights(layer.weight, weight_observer, name, codes)
         self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone())
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -101,8 +141,13 @@ class IntegerVoteTransform(nn.Module):
         return votes if self.bias is None else votes + self.bias
 
 
-def integer_weight_layer(layer: nn.Module, weight_observer: PowerOfTwoObserver, name: str) -> nn.Module:
-    """The integer-weight form of a float layer with one weight."""
+def integer_weight_layer(
+    layer: nn.Module,
+    weight_observer: PowerOfTwoObserver,
+    name: str,
+    codes: torch.Tensor | None = None,
+) -> nn.Module:
+    """The integer-weight form of a float layer with one weight (``codes``: see ``QuantizedWeights``)."""
     if isinstance(layer, VoteTransform):
-        return IntegerVoteTransform(layer, weight_observer, name)
-    return IntegerWeightLayer(layer, weight_observer, name)
+        return IntegerVoteTransform(layer, weight_observer, name, codes)
+    return IntegerWeightLayer(layer, weight_observer, name, codes)

@@ -16,10 +16,12 @@ from capsnet_nncf_plugin.fx.custom_configs import (
     get_capsnet_convert_custom_config,
     get_capsnet_prepare_custom_config,
 )
+from capsnet_nncf_plugin.fx.gptq_rounding import GptqRounding
 from capsnet_nncf_plugin.fx.input_formats import MODEL_INPUT_BITS, separate_input_formats
 from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
 from capsnet_nncf_plugin.observers import DEFAULT_CLIP
 from capsnet_nncf_plugin.patterns import get_capsnet_backend_config
+from capsnet_nncf_plugin.rounding import check_weight_rounding
 
 
 def prepare_capsnet_fx(
@@ -48,23 +50,43 @@ def prepare_capsnet_fx(
     return separate_input_formats(prepared, input_bits)
 
 
+def check_rounding_options(weight_rounding: str, bias_correction: bool) -> str:
+    """``weight_rounding`` if valid and not combined with bias correction, else ``ValueError``."""
+    check_weight_rounding(weight_rounding)
+    if weight_rounding == "gptq" and bias_correction:
+        raise ValueError(
+            "GPTQ and bias correction do not combine: GPTQ's error feedback already moves the outputs "
+            "back, and a bias measured for round-to-nearest weights would be wrong for GPTQ's; pick one "
+            "(weight_rounding='gptq' or bias_correction=True)"
+        )
+    return weight_rounding
+
+
 def calibrate(
     prepared: torch.nn.Module,
     batches: Iterable[torch.Tensor],
     progress: bool = False,
     bias_correction: bool = False,
-) -> None:
+    weight_rounding: str = "nearest",
+) -> GptqRounding | None:
     """Run ``batches`` through a prepared model so that its observers see them.
 
     ``bias_correction``: also measure the mean output error of each layer's quantized weights on these
     batches and subtract it from the layer's bias (see ``bias_correction.py``), ready for ``convert_fx``.
+    ``weight_rounding="gptq"``: also gather each layer's input moments and round its weights with GPTQ
+    (see ``gptq_rounding.py``); the ``GptqRounding`` is returned, its moments reusable.
     """
+    check_rounding_options(weight_rounding, bias_correction)
     correction = BiasCorrection(prepared) if bias_correction else None
+    rounding = GptqRounding(prepared) if weight_rounding == "gptq" else None
     with torch.no_grad():
         for batch in tqdm(list(batches), desc="calibrate", disable=not progress, leave=False):
             prepared(batch)
     if correction is not None:
         correction.apply()
+    if rounding is not None:
+        rounding.apply()
+    return rounding
 
 
 def convert_capsnet_fx(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -91,6 +113,7 @@ def quantize_fx(
     activation_observer: type | None = None,
     input_bits: int = MODEL_INPUT_BITS,
     bias_correction: bool | None = None,
+    weight_rounding: str | None = None,
 ) -> torch.fx.GraphModule:
     """Post-training quantization of ``model`` (left untouched) with power-of-two scales.
 
@@ -100,10 +123,12 @@ def quantize_fx(
     format and each layer reads its producer's (``separate_input_formats``), so a layer's activation bits
     set its output. ``bias_correction``: each convolution's and linear layer's bias absorbs the mean output
     error of its quantized weights, measured on the calibration batches (it pays at 3 bits and below,
-    see docs/fx.md).
+    see docs/fx.md). ``weight_rounding``: ``"nearest"`` or ``"gptq"`` (each layer's weights rounded with
+    error feedback on its calibration inputs, see docs/fx.md; not with bias correction).
 
-    ``clip`` and ``bias_correction`` left at None take what ``allocation.info`` records (the settings its
-    search measured with, see ``allocate``), else ``"hardware"`` and no bias correction.
+    ``clip``, ``bias_correction`` and ``weight_rounding`` left at None take what ``allocation.info``
+    records (the settings its search measured with, see ``allocate``), else ``"hardware"``, no bias
+    correction and ``"nearest"``.
     """
     batches = list(calibration_batches)
     if not batches:
@@ -112,6 +137,9 @@ def quantize_fx(
     clip = str(recorded.get("clip", DEFAULT_CLIP)) if clip is None else clip
     if bias_correction is None:
         bias_correction = bool(recorded.get("bias_correction", False))
+    if weight_rounding is None:
+        weight_rounding = str(recorded.get("weight_rounding", "nearest"))
+    check_rounding_options(weight_rounding, bias_correction)
     qconfig_mapping = get_capsnet_qconfig_mapping(
         weight_bits,
         activation_bits,
@@ -122,5 +150,5 @@ def quantize_fx(
         activation_observer=activation_observer,
     )
     prepared = prepare_capsnet_fx(model, qconfig_mapping, batches[0], input_bits)
-    calibrate(prepared, batches, progress, bias_correction)
+    calibrate(prepared, batches, progress, bias_correction, weight_rounding)
     return convert_capsnet_fx(prepared)

@@ -165,7 +165,15 @@ def _allocation(
     progress: bool,
 ) -> BitAllocation | None:
     if capsnet.allocation is not None:
-        return BitAllocation.load(capsnet.allocation)
+        allocation = BitAllocation.load(capsnet.allocation)
+        if allocation.info.get("weight_rounding", "nearest") != "nearest":
+            raise ConfigError(
+                f"capsnet.allocation {capsnet.allocation} was searched with "
+                f"{allocation.info['weight_rounding']} weight rounding, which the NNCF flow does not apply "
+                "(its weights are rounded to nearest, so the allocation's accuracy would not hold); "
+                "quantize it with the FX flow (quantize_fx, or `capsq quantize --flow fx`)"
+            )
+        return allocation
     if capsnet.method is None:
         return None
     if validation is None:

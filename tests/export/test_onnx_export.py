@@ -57,8 +57,9 @@ def op_counts(model: onnx.ModelProto) -> collections.Counter:
         {"weight_bits": 4},
         {"activation_bits": 6, "routing_bits": 5},
         {"weight_bits": 3, "activation_bits": 12, "routing_bits": {"logits": 10, "coupling": 7}},
+        {"weight_bits": 3, "weight_rounding": "gptq"},
     ],
-    ids=["8-bit", "int4-weights", "6-bit-act-5-bit-routing", "mixed-12-bit"],
+    ids=["8-bit", "int4-weights", "6-bit-act-5-bit-routing", "mixed-12-bit", "gptq-3-bit-weights"],
 )
 def test_onnxruntime_matches_torch_bit_for_bit(tmp_path, bits, level):
     quantized, images = quantized_tiny(**bits)

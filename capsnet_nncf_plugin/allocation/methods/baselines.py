@@ -42,9 +42,11 @@ def _weight_bits(allocation: BitAllocation, context: SearchContext) -> float:
 
 def qcapsnets(context: SearchContext) -> BitAllocation:
     allocation = context.uniform()
-    # Every candidate derived from it quantizes as Q-CapsNets does: no clipping, no bias correction.
+    # Every candidate derived from it quantizes as Q-CapsNets does: no clipping, no bias correction,
+    # round-to-nearest.
     allocation.info["clip"] = QCAPSNETS_CLIP
     allocation.info["bias_correction"] = False
+    allocation.info["weight_rounding"] = "nearest"
     weights, activations = context.names_with("weight"), context.names_with("activation")
 
     def uniform(bits: int) -> BitAllocation:
