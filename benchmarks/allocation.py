@@ -94,6 +94,11 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in SETTINGS}
 
 
+def file_stem(reference: str) -> str:
+    """``zoo:NAME`` or a checkpoint path as a file name."""
+    return reference.replace(":", "-").replace("/", "_")
+
+
 def stored_settings(record: dict[str, Any]) -> dict[str, Any] | None:
     """A record's settings, with the value of each setting it predates filled in."""
     settings = record.get("settings")
@@ -294,7 +299,7 @@ def main() -> None:
         # (the block and routing-iteration levels are read by block-routing alone).
         cache = None
         if args.analysis_cache:
-            cache = Path(args.analysis_cache) / (reference.replace(":", "-").replace("/", "_") + ".json")
+            cache = Path(args.analysis_cache) / f"{file_stem(reference)}.json"
         analysis = analyze_errors(
             model,
             analysis_batches(calibration),
@@ -329,10 +334,8 @@ def main() -> None:
                 accuracy, onnx_accuracy = integer_accuracies(quantized, calibration, test, args.limit, method)
             except ExportError as error:
                 # An hour of search should not vanish with the error: the allocation reproduces it.
-                kept = Path(args.markdown or ".").with_suffix("") / f"failed-{reference}-{method}.json"
-                kept = kept.parent / kept.name.replace(":", "-")
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                allocation.save(kept)
+                folder = Path(args.markdown).with_suffix("") if args.markdown else Path.cwd()
+                kept = allocation.save(folder / f"failed-{file_stem(reference)}-{method}.json")
                 raise ExportError(f"{error} (the allocation is kept in {kept})") from error
             info = allocation.info
             rows[method] = {key: info[key] for key in ROW_KEYS}

@@ -498,7 +498,8 @@ def quantize_alone(
     observed.activation_post_process = observed.qconfig.activation()
     correction = BiasCorrection(observed) if bias_correction else None
     rounding = None
-    if weight_rounding == "gptq" and gptq_layers(observed):
+    # A reference-width weight (an activation or routing entry) is the exact baseline: nearest, no GPTQ.
+    if weight_rounding == "gptq" and bits.weight < REFERENCE_BITS and gptq_layers(observed):
         rounding = GptqRounding(observed, gather=not moments)
     with torch.no_grad():
         for batch in inputs:

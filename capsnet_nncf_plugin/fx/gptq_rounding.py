@@ -8,7 +8,7 @@ that grid and leaves the codes on the observed module (``weight_codes``), where 
 them instead of rounding to nearest. Other layers (``Conv3d``, grouped convolutions) keep round-to-nearest.
 
 The moments do not depend on the widths (calibration runs the float model), so ``SharedCalibration``
-gathers them once and ``apply(moments=...)`` reuses them for every allocation.
+gathers them once and ``apply(hessians=...)`` reuses them for every allocation.
 """
 
 from __future__ import annotations
