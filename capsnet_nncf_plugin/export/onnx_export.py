@@ -27,6 +27,7 @@ from capsnet_nncf_plugin.export import capsule_ops, qdq_ops
 from capsnet_nncf_plugin.export.forms import ExportOptions
 from capsnet_nncf_plugin.export.int4 import store_int4_weights
 from capsnet_nncf_plugin.fx.custom_modules import QuantizedModule
+from capsnet_nncf_plugin.fx.element_moves import value_source
 from capsnet_nncf_plugin.fx.quantized_tensors import exponent_of_scale, read_input
 from capsnet_nncf_plugin.observers.activation_observer import signed_from_container
 from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
@@ -128,7 +129,7 @@ def export_form(
         if node.op != "call_module" or node.target not in modules:
             continue
         module = modules[node.target]
-        source = node.args[0]
+        source = value_source(node.args[0])
         narrowing = None
         if source.op == "call_module" and source.target in modules:
             producer_bits = modules[source.target].output_quantizer.bits

@@ -7,8 +7,9 @@ its producer's output. ``separate_input_formats`` makes a layer's activation bit
 
 * the model input (an observer with no quantized layer upstream) gets its own ``input_bits``, by default 8:
   raw 8-bit pixels under the ``hardware`` clipping rule, exact;
-* every layer reads the format of the observer that feeds it: its producer's output format, or, after a
-  float op such as DeepCaps' skip addition, the format torch quantizes that result to.
+* every layer reads the format of the observer that feeds it: its producer's output format (also through
+  ops that only move elements, such as DeepCaps' ``unsqueeze`` before its first cell), or, after a float
+  op such as DeepCaps' skip addition, the format torch quantizes that result to.
 
 ``quantize_fx`` and the NNCF adapter apply it; after a bare ``prepare_fx`` call it yourself (docs/fx.md).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from capsnet_nncf_plugin.fx.custom_modules import ObservedModule
+from capsnet_nncf_plugin.fx.element_moves import value_source
 from capsnet_nncf_plugin.observers import PowerOfTwoObserver, check_bits
 
 #: Raw pixels carry 8 bits; an 8-bit input format with the ``hardware`` rule holds them exactly.
@@ -46,5 +48,23 @@ def separate_input_formats(
         if isinstance(layer, ObservedModule) and node.args and isinstance(node.args[0], torch.fx.Node):
             feeder = module_of(node.args[0])
             if isinstance(feeder, PowerOfTwoObserver):
+                feeder = _observer_before_element_moves(node.args[0], modules) or feeder
                 layer.input_bits = feeder.bits
     return prepared
+
+
+def _observer_before_element_moves(
+    observer: torch.fx.Node, modules: dict[str, torch.nn.Module]
+) -> PowerOfTwoObserver | None:
+    """The observer whose format reaches ``observer`` through element moves only, if there is one.
+
+    prepare_fx puts an observer with the consumer's qconfig after an ``unsqueeze``, but convert_fx passes
+    the quantized tensor through such ops untouched: the consumer reads the earlier observer's format.
+    """
+    if not observer.args or not isinstance(observer.args[0], torch.fx.Node):
+        return None
+    source = value_source(observer.args[0])
+    if source is observer.args[0] or source.op != "call_module":
+        return None
+    earlier = modules.get(str(source.target))
+    return earlier if isinstance(earlier, PowerOfTwoObserver) else None

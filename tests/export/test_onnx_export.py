@@ -10,8 +10,11 @@ import pytest
 import torch
 from tiny_capsnet import tiny_capsnet, tiny_images
 
+from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.allocation.layers import quantizable_layers
 from capsnet_nncf_plugin.errors import ExportError
 from capsnet_nncf_plugin.export import export_onnx
+from capsnet_nncf_plugin.export.onnx_export import export_form
 from capsnet_nncf_plugin.fx import quantize_fx
 from capsnet_nncf_plugin.models import create
 from capsnet_nncf_plugin.runtime import InferenceSession
@@ -150,11 +153,45 @@ def test_shallowcaps_file_sizes_against_fp32_onnx(tmp_path):
     )
 
 
-def test_deepcaps_exports_and_matches(tmp_path):
+def layer_outputs_on(network: torch.nn.Module, layers: list[str], images: torch.Tensor) -> dict:
+    """The float output values of each quantized module (or its export form), by layer name."""
+    outputs, handles = {}, []
+    for name in layers:
+
+        def keep(_module, _inputs, output, name=name):
+            outputs[name] = output.dequantize() if output.is_quantized else output
+
+        handles.append(network.get_submodule(name).register_forward_hook(keep))
+    with torch.no_grad():
+        network(images)
+    for handle in handles:
+        handle.remove()
+    return outputs
+
+
+# The first cell reads the stem through an ``unsqueeze``. A narrower first cell reads the stem's output
+# unchanged; one told to narrow its input must do so in the export form too (a signed 8-bit stem output
+# once went through unclamped there, off by up to 0.47 on the zoo model).
+@pytest.mark.parametrize("first_cell", ["uniform", "narrower-output", "narrows-its-input"])
+def test_deepcaps_exports_and_matches(tmp_path, first_cell):
     torch.manual_seed(0)
     model = create("deepcaps", in_channels=1, image_size=28, num_classes=10).eval()
+    with torch.no_grad():
+        model.stem_bn.bias.fill_(-0.3)  # a signed stem output, as in the trained models
     images = torch.randint(0, 256, (6, 1, 28, 28), generator=torch.Generator().manual_seed(0)).float()
-    quantized = quantize_fx(model, [images])
+    names = [layer.name for layer in quantizable_layers(model)]
+    allocation = BitAllocation.uniform(names)
+    if first_cell != "uniform":
+        allocation = allocation.with_layer("cell1.entry", activation=5)
+    quantized = quantize_fx(model, [images], allocation=allocation, clip="minmax")
+    if first_cell == "narrows-its-input":
+        quantized.cell1.entry.input_bits = 4
+    # An untrained DeepCaps's scores hardly depend on its first cell: compare every layer's output.
+    form = export_form(quantized, (images[:2],))
+    layer_outputs = [layer_outputs_on(network, names, images) for network in (quantized, form)]
+    assert layer_outputs[0].keys() == layer_outputs[1].keys()
+    for name, expected_output in layer_outputs[0].items():
+        assert torch.equal(expected_output, layer_outputs[1][name]), name
     exported = export_onnx(quantized, images[:2], tmp_path / "deepcaps.onnx")
     assert exported.op_types["capsnet.IntDynamicRouting"] == 2  # the 3D routing cell and the class capsules
     expected = quantized(images).numpy()

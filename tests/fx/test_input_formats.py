@@ -7,8 +7,10 @@ import torch
 from tiny_capsnet import tiny_capsnet, tiny_images
 
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.allocation.layers import quantizable_layers
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
 from capsnet_nncf_plugin.fx.custom_modules import QuantizedModule
+from capsnet_nncf_plugin.models import create
 from capsnet_nncf_plugin.observers import CalibrationError, PowerOfTwoObserver
 
 
@@ -54,6 +56,19 @@ def test_lowering_one_layer_leaves_what_it_reads_alone():
     assert torch.equal(model_input(read), model_input(seen["input"]))
     assert len(torch.unique(model_input(read))) > 2**3
     assert bits_of(lowered)["conv.output"] == bits_of(uniform)["conv.output"] == 8
+
+
+def test_a_layer_reads_its_producers_format_through_element_moves():
+    # DeepCaps' first cell reads ``stem_bn(...).unsqueeze(1)``; prepare_fx observes the unsqueeze with the
+    # cell's own qconfig, but convert_fx passes the stem's quantized tensor through unchanged.
+    model = create("deepcaps", in_channels=1, image_size=28, num_classes=10).eval()
+    names = [layer.name for layer in quantizable_layers(model)]
+    allocation = BitAllocation.uniform(names).with_layer("cell1.entry", activation=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = quantize_fx(model, [torch.rand(4, 1, 28, 28) * 255], allocation=allocation)
+    assert quantized.cell1.entry.input_bits == 8
+    assert quantized.cell1.main1.input_bits == quantized.cell1.skip.input_bits == 5
 
 
 def test_bits_change_only_before_calibration():
