@@ -99,6 +99,18 @@ def file_stem(reference: str) -> str:
     return reference.replace(":", "-").replace("/", "_")
 
 
+def analysis_cache_name(reference: str, args: argparse.Namespace) -> str:
+    """The error-analysis cache file of a model under the settings that change the analysis.
+
+    Runs of one model under other settings (one per core) would otherwise replace each other's file.
+    """
+    corrected = "-bias-corrected" if args.bias_correction else ""
+    return (
+        f"{file_stem(reference)}-calibration{args.calibration}-clip-{args.clip}-{args.weight_rounding}"
+        f"{corrected}.json"
+    )
+
+
 def stored_settings(record: dict[str, Any]) -> dict[str, Any] | None:
     """A record's settings, with the value of each setting it predates filled in."""
     settings = record.get("settings")
@@ -299,7 +311,7 @@ def main() -> None:
         # (the block and routing-iteration levels are read by block-routing alone).
         cache = None
         if args.analysis_cache:
-            cache = Path(args.analysis_cache) / f"{file_stem(reference)}.json"
+            cache = Path(args.analysis_cache) / analysis_cache_name(reference, args)
         analysis = analyze_errors(
             model,
             analysis_batches(calibration),

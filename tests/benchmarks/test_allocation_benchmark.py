@@ -1,6 +1,7 @@
 """benchmarks/allocation.py end to end on a small budget: it runs, prints its table, writes the Markdown
 and the JSON record behind it, resumes from that record and refuses to mix settings."""
 
+import argparse
 import importlib.util
 import json
 import shutil
@@ -88,3 +89,15 @@ def test_two_runs_sharing_a_record_keep_each_others_rows(tmp_path):
     assert stored["models"]["zoo:b"]["fp32"] == 92.0
     rendered = table.read_text()
     assert "| zoo:b | qcapsnets | 92.00 | 91.80 |" in rendered and "| zoo:a | uniform-8 |" in rendered
+
+
+def test_runs_of_one_model_under_other_analysis_settings_keep_separate_caches():
+    def name(**changes):
+        settings = {"calibration": 512, "clip": "hardware", "weight_rounding": "nearest"}
+        arguments = argparse.Namespace(bias_correction=False, **{**settings, **changes})
+        return allocation_benchmark.analysis_cache_name("zoo:deepcaps-fmnist", arguments)
+
+    assert name() == "zoo-deepcaps-fmnist-calibration512-clip-hardware-nearest.json"
+    variants = [name(), name(clip="mse"), name(weight_rounding="gptq"), name(bias_correction=True)]
+    variants.append(name(calibration=128))
+    assert len(set(variants)) == len(variants)
