@@ -94,7 +94,7 @@ def test_two_runs_sharing_a_record_keep_each_others_rows(tmp_path):
 def test_runs_of_one_model_under_other_analysis_settings_keep_separate_caches():
     def name(**changes):
         settings = {"calibration": 512, "clip": "hardware", "weight_rounding": "nearest"}
-        arguments = argparse.Namespace(bias_correction=False, **{**settings, **changes})
+        arguments = argparse.Namespace(**{**settings, "bias_correction": False, **changes})
         return allocation_benchmark.analysis_cache_name("zoo:deepcaps-fmnist", arguments)
 
     assert name() == "zoo-deepcaps-fmnist-calibration512-clip-hardware-nearest.json"
