@@ -23,7 +23,7 @@ def run_script(script: str, *arguments: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "script", ["ptq_uniform.py", "ort_parity.py", "nncf_flow.py", "allocation.py", "bias_correction.py"]
+    "script", ["ptq_uniform.py", "ort_parity.py", "nncf_flow.py", "allocation.py", "weight_rounding.py"]
 )
 def test_an_unknown_zoo_model_is_one_line_naming_the_zoo(script):
     completed = run_script(script, "--model", "zoo:nope")
