@@ -48,23 +48,11 @@ def separate_input_formats(
         if isinstance(layer, ObservedModule) and node.args and isinstance(node.args[0], torch.fx.Node):
             feeder = module_of(node.args[0])
             if isinstance(feeder, PowerOfTwoObserver):
-                feeder = _observer_before_element_moves(node.args[0], modules) or feeder
+                # prepare_fx observes an ``unsqueeze`` with the consumer's qconfig, but convert_fx passes
+                # the quantized tensor through it untouched: the consumer reads the earlier observer's.
+                observed = node.args[0].args[0] if node.args[0].args else None
+                if isinstance(observed, torch.fx.Node) and value_source(observed) is not observed:
+                    earlier = module_of(value_source(observed))
+                    feeder = earlier if isinstance(earlier, PowerOfTwoObserver) else feeder
                 layer.input_bits = feeder.bits
     return prepared
-
-
-def _observer_before_element_moves(
-    observer: torch.fx.Node, modules: dict[str, torch.nn.Module]
-) -> PowerOfTwoObserver | None:
-    """The observer whose format reaches ``observer`` through element moves only, if there is one.
-
-    prepare_fx puts an observer with the consumer's qconfig after an ``unsqueeze``, but convert_fx passes
-    the quantized tensor through such ops untouched: the consumer reads the earlier observer's format.
-    """
-    if not observer.args or not isinstance(observer.args[0], torch.fx.Node):
-        return None
-    source = value_source(observer.args[0])
-    if source is observer.args[0] or source.op != "call_module":
-        return None
-    earlier = modules.get(str(source.target))
-    return earlier if isinstance(earlier, PowerOfTwoObserver) else None
