@@ -34,11 +34,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_methods
 from capsnet_nncf_plugin.allocation.allocate import analysis_batches
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
+from capsnet_nncf_plugin.allocation.memory import FLOAT_BITS
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
-from capsnet_nncf_plugin.cli.arguments import non_negative_float, positive_int
+from capsnet_nncf_plugin.cli.arguments import non_negative_float, positive_float, positive_int
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.errors import ExportError, run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
@@ -60,9 +63,10 @@ SETTINGS = (
     "bias_correction",
     "clip",
     "weight_rounding",
+    "weight_reduction",
 )
 #: Settings newer than some records, with the value those records were measured under.
-SETTINGS_ADDED_LATER = {"clip": "hardware", "weight_rounding": "nearest"}
+SETTINGS_ADDED_LATER = {"clip": "hardware", "weight_rounding": "nearest", "weight_reduction": None}
 #: What a row keeps of an allocation's ``info``, beside its test accuracies.
 ROW_KEYS = ("weight_reduction", "activation_reduction", "search_seconds", "evaluations")
 
@@ -92,6 +96,13 @@ def integer_accuracies(quantized, calibration, test, limit, label) -> tuple[floa
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in SETTINGS}
+
+
+def weight_memory_budget(model: torch.nn.Module, reduction: float | None) -> float | None:
+    """The weights memory (bits) that is ``reduction`` times smaller than the FP32 parameters."""
+    if reduction is None:
+        return None
+    return sum(p.numel() for p in model.parameters()) * FLOAT_BITS / reduction
 
 
 def file_stem(reference: str) -> str:
@@ -133,8 +144,10 @@ class Record:
     """The rows measured so far under one set of settings, kept as JSON beside the Markdown table."""
 
     def __init__(self, table: Path, settings: dict[str, Any], fresh: bool, command: str) -> None:
-        self.table, self.command = table, command
+        self.table, self.command, self.fresh = table, command, fresh
         self.path = path = table.with_suffix(".json")
+        # What this run measured: a --fresh run re-measures the rest even after reading them back.
+        self.measured: set[tuple[str, str]] = set()
         settings = {**SETTINGS_ADDED_LATER, **settings}
         self.data: dict[str, Any] = {"settings": settings, "models": {}}
         if path.exists() and not fresh:
@@ -154,6 +167,8 @@ class Record:
         return self.data["models"].get(reference, {}).get("fp32")
 
     def missing(self, reference: str, methods: list[str]) -> list[str]:
+        if self.fresh:
+            return [method for method in methods if (reference, method) not in self.measured]
         recorded = self.data["models"].get(reference, {}).get("methods", {})
         return [method for method in methods if method not in recorded]
 
@@ -178,6 +193,7 @@ class Record:
             entry = self.model(reference)
             entry["fp32"] = fp32
             entry["methods"][method] = {**row, "measured": datetime.date.today().isoformat()}
+            self.measured.add((reference, method))
             write_text_atomically(self.path, json.dumps(self.data, indent=2) + "\n")
             write_text_atomically(self.table, markdown(self.data, self.command))
         finally:
@@ -194,6 +210,16 @@ def qcapsnets_reached(rows: dict[str, dict]) -> str | None:
 
 
 QCAPSNETS_ROUNDING = " (the Q-CapsNets baseline rounds to nearest)"
+
+
+def budget_sentence(settings: dict[str, Any]) -> str:
+    reduction = settings.get("weight_reduction")
+    if reduction is None:
+        return ""
+    return (
+        f" Weight-memory budget: {reduction:g}x smaller than FP32 (taken by error-guided and qcapsnets; the "
+        "other methods go as low as the tolerance allows)."
+    )
 
 
 def markdown(record: dict[str, Any], command: str) -> str:
@@ -214,7 +240,8 @@ def markdown(record: dict[str, Any], command: str) -> str:
         f"{'on (not in the Q-CapsNets baseline, which has none)' if settings['bias_correction'] else 'off'}. "
         f"Activation clipping: `{settings.get('clip', 'hardware')}`. Weight rounding: "
         f"`{settings.get('weight_rounding', 'nearest')}`"
-        f"{QCAPSNETS_ROUNDING if settings.get('weight_rounding') == 'gptq' else ''}.",
+        f"{QCAPSNETS_ROUNDING if settings.get('weight_rounding') == 'gptq' else ''}."
+        f"{budget_sentence(settings)}",
         "",
         "| model | method | FP32 % | torch % | onnxruntime % | loss pp | weights x | activations x "
         "| search s | evals |",
@@ -263,6 +290,13 @@ def main() -> None:
         default="nearest",
         help="weight rounding of every search and the analysis (gptq: error feedback, not with bias "
         "correction; the Q-CapsNets baseline keeps nearest)",
+    )
+    parser.add_argument(
+        "--weight-reduction",
+        type=positive_float,
+        default=None,
+        help="weight-memory budget of every search as a reduction against FP32 (7: at most 1/7 of the FP32 "
+        "weights), for the methods that take one (error-guided, qcapsnets)",
     )
     parser.add_argument("--method", action="append", help="methods to run (default: all)")
     parser.add_argument(
@@ -337,6 +371,7 @@ def main() -> None:
                 bias_correction=args.bias_correction,
                 clip=args.clip,
                 weight_rounding=args.weight_rounding,
+                weight_memory_budget=weight_memory_budget(model, args.weight_reduction),
                 analysis=analysis,
                 progress=True,
             )

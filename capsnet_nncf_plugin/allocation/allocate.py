@@ -59,8 +59,9 @@ def allocate(
 
     ``calibration_data``: a dataset (its first ``calibration_images`` images) or image batches;
     ``validation_data``: a labelled dataset the search measures accuracy on (its first ``validation_limit``
-    images). ``method`` is a name from ``available_methods()``; ``weight_memory_budget`` (bits) is used by
-    methods that fulfil a budget (Q-CapsNets). Pass a previous ``analysis`` to skip the error analysis.
+    images). ``method`` is a name from ``available_methods()``; ``weight_memory_budget`` (bits, as
+    ``memory_report`` counts weights) is used by methods that fulfil a budget
+    (error-guided, Q-CapsNets). Pass a previous ``analysis`` to skip the error analysis.
     ``criterion``: what "within tolerance" means, ``"losses"`` or ``"accuracy"`` (see evaluator.py).
     ``bias_correction``: every candidate (and the error analysis) corrects biases for its quantized weights
     (``quantize_fx``); recorded in ``info``, so quantizing with the result repeats it. ``weight_rounding``:

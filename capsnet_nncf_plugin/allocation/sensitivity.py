@@ -243,10 +243,18 @@ class ErrorAnalysis:
         return _by_sqnr(names, lambda name: self.sqnr(name, kind, bits))
 
     def smallest_bits(self, layer: str, kind: str, min_sqnr_db: float, default: int = 8) -> int:
-        """The smallest candidate width whose SQNR reaches ``min_sqnr_db`` (``default`` if none does)."""
-        for bits in sorted(self.candidate_bits):
+        """The smallest width below ``default`` whose SQNR reaches ``min_sqnr_db`` (``default`` if none does).
+
+        The widths tried are the candidates and, where the analysis can measure them (lazy), every width
+        between the widest candidate and ``default``: a layer that 8 bits leave just short of the
+        threshold then gets 9 or 10 bits, not the whole 12 of a wide start.
+        """
+        widths = set(self.candidate_bits)
+        if self.measure is not None and widths:
+            widths.update(range(max(widths) + 1, default))
+        for bits in sorted(width for width in widths if width < default):
             if self.sqnr(layer, kind, bits) >= min_sqnr_db:
-                return min(bits, default)
+                return bits
         return default
 
     # --- blocks ---------------------------------------------------------------------------------------

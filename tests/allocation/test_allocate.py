@@ -1,6 +1,7 @@
 """Error analysis, the allocation methods and BitAllocation on a tiny CapsNet whose labels are its own FP32
 predictions (FP32 accuracy 100 %), with a tolerance loose enough that every method can lower bits."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -19,8 +20,10 @@ from capsnet_nncf_plugin.allocation import (
     quantizable_layers,
 )
 from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
+from capsnet_nncf_plugin.allocation.memory import memory_report
 from capsnet_nncf_plugin.allocation.methods.context import SearchContext, smallest_holding
-from capsnet_nncf_plugin.allocation.methods.rate_distortion import activation_elements, descent_path
+from capsnet_nncf_plugin.allocation.methods.error_guided import STEP_DB, THRESHOLDS_DB, at_threshold
+from capsnet_nncf_plugin.allocation.methods.rate_distortion import descent_path
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
@@ -61,6 +64,20 @@ def test_layers_and_error_analysis(setting):
     assert analysis.ranking("weight", 4)[0] in {"conv", "primary", "classes"}
     assert analysis.smallest_bits("conv", "activation", 1000.0) == 8
     assert math.isfinite(analysis.sqnr("conv", "weight", 2))
+
+
+def test_a_lazy_analysis_offers_the_widths_between_8_bits_and_a_wide_default(setting):
+    model, calibration, _, full = setting
+    lazy = analyze_errors(model, calibration, lazy=True)
+    sqnr = {bits: lazy.sqnr("conv", "activation", bits) for bits in (8, 9, 10)}
+    assert sqnr[8] + 3 < sqnr[9] < sqnr[10] - 3, sqnr  # about 6 dB a bit beyond 8 too
+    between = (sqnr[9] + sqnr[10]) / 2
+    # A layer that 8 bits leave short of the threshold gets 10 bits, not the whole 12 of a wide start.
+    assert lazy.smallest_bits("conv", "activation", between, default=12) == 10
+    assert lazy.smallest_bits("conv", "activation", 1000.0, default=12) == 12
+    # One read back from its entries alone (no model to measure) offers its candidates (2..8) only.
+    finished = dataclasses.replace(full, measure=None)
+    assert finished.smallest_bits("conv", "activation", between, default=12) == 12
 
 
 def test_a_lazy_analysis_measures_what_is_asked_and_agrees_with_the_full_one(setting):
@@ -177,22 +194,25 @@ def test_the_rate_distortion_path_lowers_the_cheapest_bit_first():
     assert path[4]["small"] == 8
 
 
-def test_rate_distortion_prices_activations_by_the_elements_each_layer_quantizes(setting):
+def search_context(setting, evaluator_type=AccuracyEvaluator, **options) -> SearchContext:
+    """A search over ``setting``'s model, measured by ``evaluator_type``, at ``TOLERANCE`` unless told."""
     model, calibration, validation, analysis = setting
-    context = SearchContext(
-        layers=quantizable_layers(model),
-        analysis=analysis,
-        evaluator=AccuracyEvaluator(model, calibration, validation),
-        tolerance=TOLERANCE,
-    )
-    elements = activation_elements(context)
+    options.setdefault("tolerance", TOLERANCE)
+    evaluator = evaluator_type(model, calibration, validation)
+    return SearchContext(layers=quantizable_layers(model), analysis=analysis, evaluator=evaluator, **options)
+
+
+def test_rate_distortion_prices_activations_by_the_elements_each_layer_quantizes(setting):
+    model, calibration, _, _ = setting
+    context = search_context(setting)
+    elements = context.elements("activation")
     points = quantization_points(quantize_fx(model, calibration))
     activations = [p for p in points if p.kind == "activation"]
     assert set(elements) == set(context.names_with("activation"))
     assert all(count > 0 for count in elements.values())  # no layer is free to lower
     # Every activation point is counted once, by the layer it belongs to.
     assert sum(elements.values()) == sum(p.elements_per_sample for p in activations)
-    assert context.weight_elements("conv") == model.conv.weight.numel()
+    assert context.weight_elements("conv") == model.conv.weight.numel() == context.elements("weight")["conv"]
 
 
 class _NeedsWideActivations(AccuracyEvaluator):
@@ -211,11 +231,8 @@ PROGRESSIVE_METHODS = ["error-guided", "progressive-descent", "block-routing", "
 
 @pytest.mark.parametrize("method", PROGRESSIVE_METHODS)
 def test_progressive_methods_widen_activations_where_8_bits_do_not_hold(setting, method):
-    model, calibration, validation, analysis = setting
-    evaluator = _NeedsWideActivations(model, calibration, validation)
-    context = SearchContext(
-        layers=quantizable_layers(model), analysis=analysis, evaluator=evaluator, tolerance=0.1
-    )
+    context = search_context(setting, _NeedsWideActivations, tolerance=0.1)
+    evaluator = context.evaluator
     start = context.start()
     assert {name: bits.activation for name, bits in start.layers.items()} == dict.fromkeys(start.layers, 10)
     allocation = get_method(method)(context)
@@ -224,3 +241,67 @@ def test_progressive_methods_widen_activations_where_8_bits_do_not_hold(setting,
     assert all(allocation.layers[name].weight < 8 for name in context.names_with("weight"))
     if method != "error-guided":  # error-guided lowers by thresholds, not layer by layer
         assert allocation.layers["conv"].activation < 10
+
+
+class _AlwaysHolds(AccuracyEvaluator):
+    """Every allocation holds: the narrowest the analysis offers wins unless a budget stops it."""
+
+    def holds(self, allocation, tolerance):
+        self.evaluations += 1
+        return True
+
+
+def test_weight_bits_count_the_weights_memory_as_the_memory_report_does(setting):
+    model = setting[0]
+    context = search_context(setting)
+    allocation = context.uniform().with_layer("conv", weight=3).with_layer("classes", weight=5)
+    points = quantization_points(context.evaluator.quantized_model(allocation))
+    assert context.weight_bits(allocation) == memory_report(points, model).weight_bits
+
+
+def test_error_guided_spends_a_weight_budget_and_no_more(setting):
+    model = setting[0]
+
+    def searched(budget):
+        context = search_context(setting, _AlwaysHolds, weight_memory_budget=budget)
+        return context, get_method("error-guided")(context)
+
+    context, unbounded = searched(None)
+    fp32_bits = sum(p.numel() for p in model.parameters()) * 32
+    budget = fp32_bits / 6
+    _, bounded = searched(budget)
+    weights = {name: bits.weight for name, bits in bounded.layers.items()}
+    assert context.weight_bits(unbounded) < context.weight_bits(bounded) <= budget
+    # From the tightest threshold whose weights fit (the next one up does not) ...
+    fitting = [
+        threshold
+        for threshold in THRESHOLDS_DB
+        if context.weight_bits(at_threshold(context, context.uniform(), "weight", threshold, 8)) <= budget
+    ]
+    assert fitting and max(fitting) < THRESHOLDS_DB[-1]
+    above = at_threshold(context, context.uniform(), "weight", max(fitting) + STEP_DB, 8)
+    assert context.weight_bits(above) > budget
+    tightest = at_threshold(context, context.uniform(), "weight", max(fitting), 8)
+    # ... the rest of the budget is spent: every layer as wide or wider, and no layer can take one more bit.
+    assert all(weights[name] >= bits.weight for name, bits in tightest.layers.items())
+    assert context.weight_bits(bounded) > context.weight_bits(tightest)
+    for name in context.names_with("weight"):
+        if weights[name] < 8:
+            wider = bounded.with_layer(name, weight=weights[name] + 1)
+            assert context.weight_bits(wider) > budget, name
+    # Activations are searched after it as before: the loosest threshold, since everything holds.
+    assert all(bounded.layers[n].activation < 8 for n in context.names_with("activation"))
+
+
+def test_error_guided_takes_a_bit_off_the_layers_holding_most_memory(setting):
+    context = search_context(setting, _AlwaysHolds)
+    allocation = get_method("error-guided")(context)
+    for kind in ("weight", "activation"):
+        elements = context.elements(kind)
+        largest = max(elements, key=elements.get)
+        assert elements[largest] > sum(elements.values()) / 2  # tiny_capsnet: one layer holds most of each
+        # Everything holds, so the first (loosest) threshold wins, then the largest layer gives up a bit.
+        loosest = at_threshold(context, context.uniform(), kind, THRESHOLDS_DB[0], 8)
+        expected = {name: getattr(loosest.layers[name], kind) for name in elements}
+        expected[largest] = max(expected[largest] - 1, 2)
+        assert {name: getattr(allocation.layers[name], kind) for name in elements} == expected, kind

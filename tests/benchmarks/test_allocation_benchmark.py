@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("allocation_benchmark", ROOT / "benchmarks" / "allocation.py")
 allocation_benchmark = importlib.util.module_from_spec(spec)
@@ -101,3 +103,37 @@ def test_runs_of_one_model_under_other_analysis_settings_keep_separate_caches():
     variants = [name(), name(clip="mse"), name(weight_rounding="gptq"), name(bias_correction=True)]
     variants.append(name(calibration=128))
     assert len(set(variants)) == len(variants)
+
+
+def test_a_weight_reduction_is_a_budget_in_bits_and_part_of_the_settings():
+    model = torch.nn.Linear(10, 4)  # 44 parameters
+    assert allocation_benchmark.weight_memory_budget(model, None) is None
+    assert allocation_benchmark.weight_memory_budget(model, 8.0) == 44 * 32 / 8
+    defaults = {name: None for name in allocation_benchmark.SETTINGS}
+    settings = {**defaults, "weight_reduction": 7.0}
+    command = allocation_benchmark.regenerating_command(settings, defaults, "docs/results-budget.md")
+    assert (
+        command == "python benchmarks/allocation.py --weight-reduction 7.0 --markdown docs/results-budget.md"
+    )
+    # A record older than the option was measured without a budget.
+    assert allocation_benchmark.stored_settings({"settings": {"tolerance": 0.1}})["weight_reduction"] is None
+    assert "7x smaller than FP32" in allocation_benchmark.budget_sentence(settings)
+    assert allocation_benchmark.budget_sentence(defaults) == ""
+
+
+def test_a_fresh_run_remeasures_every_model_even_after_reading_back_the_record(tmp_path):
+    settings = {"tolerance": 0.1, "criterion": "losses", "bias_correction": False}
+    table = tmp_path / "results.md"
+    row = {"weight_reduction": 7.0, "activation_reduction": 4.0, "search_seconds": 1.0, "evaluations": 2}
+    earlier = allocation_benchmark.Record(table, settings, fresh=False, command="regenerate")
+    for model in ("zoo:a", "zoo:b"):
+        earlier.add(model, 99.0, "error-guided", {**row, "torch": 98.0, "onnxruntime": 98.0})
+    fresh = allocation_benchmark.Record(table, settings, fresh=True, command="regenerate")
+    assert fresh.missing("zoo:a", ["error-guided"]) == ["error-guided"]
+    fresh.add("zoo:a", 99.0, "error-guided", {**row, "torch": 98.5, "onnxruntime": 98.5})
+    # Adding zoo:a read zoo:b's old row back; it is kept, and still measured again by this run.
+    assert fresh.missing("zoo:a", ["error-guided"]) == []
+    assert fresh.missing("zoo:b", ["error-guided"]) == ["error-guided"]
+    stored = json.loads(table.with_suffix(".json").read_text())["models"]
+    assert stored["zoo:a"]["methods"]["error-guided"]["torch"] == 98.5
+    assert stored["zoo:b"]["methods"]["error-guided"]["torch"] == 98.0

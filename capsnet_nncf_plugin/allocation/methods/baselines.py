@@ -35,11 +35,6 @@ def uniform_8(context: SearchContext) -> BitAllocation:
     return allocation
 
 
-def _weight_bits(allocation: BitAllocation, context: SearchContext) -> float:
-    names = context.names_with("weight")
-    return sum(context.weight_elements(name) * allocation.layers[name].weight for name in names)
-
-
 def qcapsnets(context: SearchContext) -> BitAllocation:
     allocation = context.uniform()
     # Every candidate derived from it quantizes as Q-CapsNets does: no clipping, no bias correction,
@@ -63,7 +58,7 @@ def qcapsnets(context: SearchContext) -> BitAllocation:
 
     if context.weight_memory_budget is not None:
         step = 0
-        while _weight_bits(decreasing(step), context) > context.weight_memory_budget and step < MAX_BITS:
+        while context.weight_bits(decreasing(step)) > context.weight_memory_budget and step < MAX_BITS:
             step += 1
         allocation = decreasing(step)
     elif len(weights) > 1 and context.holds(decreasing(1)):

@@ -10,7 +10,9 @@ from tqdm.auto import tqdm
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
 from capsnet_nncf_plugin.allocation.layers import Layer
+from capsnet_nncf_plugin.allocation.memory import FLOAT_BITS
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
+from capsnet_nncf_plugin.fx import quantization_points
 
 MIN_BITS, MAX_BITS = 2, 8
 #: Activation widths tried, narrowest first, when 8 bits everywhere lose more than the tolerance: a model
@@ -59,6 +61,29 @@ class SearchContext:
         """How many weights layer ``name`` quantizes (its ``weight`` parameters)."""
         module = self.evaluator.model.get_submodule(name)
         return sum(p.numel() for n, p in module.named_parameters() if n.endswith("weight"))
+
+    def elements(self, kind: str) -> dict[str, int]:
+        """What each layer's ``kind`` width governs: its weights (parameters), or its activation elements
+        per sample (from its quantization points), by layer name."""
+        if kind == "weight":
+            return {name: self.weight_elements(name) for name in self.names_with("weight")}
+        points = quantization_points(self.evaluator.quantized_model(self.uniform()))
+        return {
+            name: sum(
+                p.elements_per_sample for p in points if p.kind == kind and p.name.startswith(f"{name}.")
+            )
+            for name in self.names_with(kind)
+        }
+
+    def weight_bits(self, allocation: BitAllocation) -> int:
+        """Weights memory of ``allocation`` in bits, as ``memory_report`` counts it: quantized weights at
+        their widths, every other parameter at 32 bits (what ``weight_memory_budget`` is compared with)."""
+        names = self.names_with("weight")
+        quantized = sum(self.weight_elements(name) for name in names)
+        parameters = sum(p.numel() for p in self.evaluator.model.parameters())
+        return sum(self.weight_elements(n) * allocation.layers[n].weight for n in names) + FLOAT_BITS * (
+            parameters - quantized
+        )
 
 
 def set_bits(allocation: BitAllocation, names: list[str], kind: str, bits: int) -> BitAllocation:

@@ -27,7 +27,6 @@ from capsnet_nncf_plugin.allocation.methods.context import (
     widest,
 )
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
-from capsnet_nncf_plugin.fx import quantization_points
 
 
 def noise_power(analysis: ErrorAnalysis, name: str, kind: str, bits: int) -> float:
@@ -58,17 +57,6 @@ def descent_path(
     return path
 
 
-def activation_elements(context: SearchContext) -> dict[str, int]:
-    """Activation elements per sample that each layer's activation width governs (from its points)."""
-    points = quantization_points(context.evaluator.quantized_model(context.uniform()))
-    return {
-        name: sum(
-            p.elements_per_sample for p in points if p.kind == "activation" and p.name.startswith(f"{name}.")
-        )
-        for name in context.names_with("activation")
-    }
-
-
 def with_widths(allocation: BitAllocation, kind: str, widths: Mapping[str, int]) -> BitAllocation:
     for name, width in widths.items():
         allocation = allocation.with_layer(name, **{kind: width})
@@ -90,10 +78,7 @@ def deepest_holding(
 def rate_distortion(context: SearchContext) -> BitAllocation:
     allocation = context.start()
     for kind in ("weight", "activation"):
-        if kind == "weight":
-            costs = {name: context.weight_elements(name) for name in context.names_with("weight")}
-        else:
-            costs = activation_elements(context)
+        costs = context.elements(kind)
         start_bits = widest(allocation, context.names_with(kind), kind)
         path = descent_path(context.analysis, kind, costs, start_bits)
         allocation = deepest_holding(context, allocation, kind, path)
