@@ -51,8 +51,9 @@ def separate_input_formats(
                 # prepare_fx observes an ``unsqueeze`` with the consumer's qconfig, but convert_fx passes
                 # the quantized tensor through it untouched: the consumer reads the earlier observer's.
                 observed = node.args[0].args[0] if node.args[0].args else None
-                if isinstance(observed, torch.fx.Node) and value_source(observed) is not observed:
-                    earlier = module_of(value_source(observed))
+                source = value_source(observed) if isinstance(observed, torch.fx.Node) else None
+                if source is not None and source is not observed:
+                    earlier = module_of(source)
                     feeder = earlier if isinstance(earlier, PowerOfTwoObserver) else feeder
                 layer.input_bits = feeder.bits
     return prepared

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from tqdm.auto import tqdm
 
@@ -62,11 +63,18 @@ class SearchContext:
         module = self.evaluator.model.get_submodule(name)
         return sum(p.numel() for n, p in module.named_parameters() if n.endswith("weight"))
 
+    @cached_property
+    def _weight_counts(self) -> tuple[dict[str, int], int]:
+        """Weights per quantized layer, and how many parameters the model has in all (searches price
+        thousands of candidates against them)."""
+        counts = {name: self.weight_elements(name) for name in self.names_with("weight")}
+        return counts, sum(p.numel() for p in self.evaluator.model.parameters())
+
     def elements(self, kind: str) -> dict[str, int]:
         """What each layer's ``kind`` width governs: its weights (parameters), or its activation elements
         per sample (from its quantization points), by layer name."""
         if kind == "weight":
-            return {name: self.weight_elements(name) for name in self.names_with("weight")}
+            return dict(self._weight_counts[0])
         points = quantization_points(self.evaluator.quantized_model(self.uniform()))
         return {
             name: sum(
@@ -78,12 +86,9 @@ class SearchContext:
     def weight_bits(self, allocation: BitAllocation) -> int:
         """Weights memory of ``allocation`` in bits, as ``memory_report`` counts it: quantized weights at
         their widths, every other parameter at 32 bits (what ``weight_memory_budget`` is compared with)."""
-        names = self.names_with("weight")
-        quantized = sum(self.weight_elements(name) for name in names)
-        parameters = sum(p.numel() for p in self.evaluator.model.parameters())
-        return sum(self.weight_elements(n) * allocation.layers[n].weight for n in names) + FLOAT_BITS * (
-            parameters - quantized
-        )
+        counts, parameters = self._weight_counts
+        quantized_bits = sum(count * allocation.layers[name].weight for name, count in counts.items())
+        return quantized_bits + FLOAT_BITS * (parameters - sum(counts.values()))
 
 
 def set_bits(allocation: BitAllocation, names: list[str], kind: str, bits: int) -> BitAllocation:

@@ -17,8 +17,6 @@ otherwise find it spent on weights far below the budget. Tighter thresholds foll
 
 from __future__ import annotations
 
-import itertools
-
 from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.methods.context import MIN_BITS, SearchContext, widest
 
@@ -62,6 +60,20 @@ def spend_budget(
         allocation = allocation.with_layer(name, weight=allocation.layers[name].weight + 1)
 
 
+def budgeted_weights(
+    context: SearchContext, allocation: BitAllocation, budget: float, ceiling: int
+) -> list[BitAllocation]:
+    """The weights' candidates under ``budget``, in the order they are tried: the tightest threshold that
+    fits, with the rest of the budget spent, then the tighter thresholds (over it) in case it does not
+    hold; every threshold when none fits."""
+    candidates = [at_threshold(context, allocation, "weight", t, ceiling) for t in THRESHOLDS_DB]
+    fitting = [index for index, c in enumerate(candidates) if context.weight_bits(c) <= budget]
+    if not fitting:
+        return candidates
+    tightest = max(fitting)
+    return [spend_budget(context, candidates[tightest], budget, ceiling), *candidates[tightest + 1 :]]
+
+
 def trim_largest(context: SearchContext, allocation: BitAllocation, kind: str) -> BitAllocation:
     """``allocation`` with one bit less of ``kind``, where accuracy still holds, in each of the layers that
     hold the most of its memory (largest first, until they hold half of it).
@@ -87,23 +99,12 @@ def error_guided(context: SearchContext) -> BitAllocation:
     allocation = context.start()
     for kind in ("weight", "activation"):
         ceiling = widest(allocation, context.names_with(kind), kind)
-        candidates = (at_threshold(context, allocation, kind, t, ceiling) for t in THRESHOLDS_DB)
         budget = context.weight_memory_budget
         budgeted = kind == "weight" and budget is not None
         if budgeted:
-            fitting = [
-                t
-                for t in THRESHOLDS_DB
-                if context.weight_bits(at_threshold(context, allocation, kind, t, ceiling)) <= budget
-            ]
-            if fitting:
-                tightest = at_threshold(context, allocation, kind, max(fitting), ceiling)
-                tighter = (
-                    at_threshold(context, allocation, kind, t, ceiling)
-                    for t in THRESHOLDS_DB
-                    if t > max(fitting)
-                )
-                candidates = itertools.chain([spend_budget(context, tightest, budget, ceiling)], tighter)
+            candidates = budgeted_weights(context, allocation, budget, ceiling)
+        else:
+            candidates = (at_threshold(context, allocation, kind, t, ceiling) for t in THRESHOLDS_DB)
         found = next((c for c in candidates if context.holds(c)), None)
         if found is not None:
             # Under a budget the weights keep what it allows: the tolerance left is the activations'.
