@@ -29,6 +29,7 @@ import datetime
 import fcntl
 import json
 import os
+import subprocess
 import tempfile
 import warnings
 from pathlib import Path
@@ -36,6 +37,7 @@ from typing import Any
 
 import torch
 
+import capsnet_nncf_plugin
 from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_methods
 from capsnet_nncf_plugin.allocation.allocate import analysis_batches
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
@@ -94,6 +96,30 @@ def integer_accuracies(quantized, calibration, test, limit, label) -> tuple[floa
     return agreement.reference_accuracy, agreement.candidate_accuracy
 
 
+def code_version() -> str | None:
+    """The git commit of the package this run imported, ``+changes`` when its tracked sources or this script
+    differ from it (a row measured so cannot be reproduced from the commit alone); None outside git.
+
+    Taken once, before any search: a row is attributed to the code that measured it, not to a commit made
+    while it ran.
+    """
+    source = Path(capsnet_nncf_plugin.__file__).resolve().parent
+
+    def git(*arguments: str) -> str:
+        command = ["git", "-C", str(source), *arguments]
+        return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        checkout = Path(git("rev-parse", "--show-toplevel"))
+        script = Path(__file__).resolve()
+        paths = [str(source), *([str(script)] if script.is_relative_to(checkout) else [])]
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", *paths)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}+changes" if changed else commit
+
+
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in SETTINGS}
 
@@ -143,8 +169,10 @@ def regenerating_command(settings: dict[str, Any], defaults: dict[str, Any], mar
 class Record:
     """The rows measured so far under one set of settings, kept as JSON beside the Markdown table."""
 
-    def __init__(self, table: Path, settings: dict[str, Any], fresh: bool, command: str) -> None:
-        self.table, self.command, self.fresh = table, command, fresh
+    def __init__(
+        self, table: Path, settings: dict[str, Any], fresh: bool, command: str, code: str | None = None
+    ) -> None:
+        self.table, self.command, self.fresh, self.code = table, command, fresh, code
         self.path = path = table.with_suffix(".json")
         # What this run measured: a --fresh run re-measures the rest even after reading them back.
         self.measured: set[tuple[str, str]] = set()
@@ -192,7 +220,11 @@ class Record:
             self._read_back_rows_of_other_runs()
             entry = self.model(reference)
             entry["fp32"] = fp32
-            entry["methods"][method] = {**row, "measured": datetime.date.today().isoformat()}
+            entry["methods"][method] = {
+                **row,
+                "measured": datetime.date.today().isoformat(),
+                "code": self.code or "unknown",
+            }
             self.measured.add((reference, method))
             write_text_atomically(self.path, json.dumps(self.data, indent=2) + "\n")
             write_text_atomically(self.table, markdown(self.data, self.command))
@@ -233,9 +265,10 @@ def markdown(record: dict[str, Any], command: str) -> str:
         command,
         "```",
         "",
-        "which resumes from the JSON record beside this file (each row's date is there) and adds the zoo",
-        "models it lacks. Test-set accuracy of the integer model (integer squash and routing), in torch and",
-        "in onnxruntime with the custom-op library; each row's ratios come from one run.",
+        "which resumes from the JSON record beside this file (each row's allocation, and the commit of the",
+        "code that measured it, are there) and adds the zoo models it lacks. Test-set accuracy of the",
+        "integer model (integer squash and routing), in torch and in onnxruntime with the custom-op library;",
+        "each row's ratios come from one run, on the day in its last column.",
         f"Search criterion: `{settings['criterion']}` (what it means: docs/allocation.md). Bias correction: "
         f"{'on (not in the Q-CapsNets baseline, which has none)' if settings['bias_correction'] else 'off'}. "
         f"Activation clipping: `{settings.get('clip', 'hardware')}`. Weight rounding: "
@@ -244,8 +277,8 @@ def markdown(record: dict[str, Any], command: str) -> str:
         f"{budget_sentence(settings)}",
         "",
         "| model | method | FP32 % | torch % | onnxruntime % | loss pp | weights x | activations x "
-        "| search s | evals |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| search s | evals | measured |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     summaries = []
     for reference, entry in sorted(record["models"].items()):
@@ -254,7 +287,8 @@ def markdown(record: dict[str, Any], command: str) -> str:
             lines.append(
                 f"| {reference} | {method} | {fp32:.2f} | {row['torch']:.2f} | {row['onnxruntime']:.2f} | "
                 f"{fp32 - row['torch']:.2f} | {row['weight_reduction']:.2f} | "
-                f"{row['activation_reduction']:.2f} | {row['search_seconds']:.0f} | {row['evaluations']} |"
+                f"{row['activation_reduction']:.2f} | {row['search_seconds']:.0f} | {row['evaluations']} | "
+                f"{row.get('measured', '-')} |"
             )
         reached = qcapsnets_reached(rows)
         if reached:
@@ -323,7 +357,7 @@ def main() -> None:
         defaults = {name: parser.get_default(name) for name in SETTINGS}
         command = regenerating_command(settings, defaults, args.markdown)
         try:
-            record = Record(Path(args.markdown), settings, args.fresh, command)
+            record = Record(Path(args.markdown), settings, args.fresh, command, code_version())
         except ValueError as error:
             parser.error(str(error))
     for reference in references:

@@ -49,6 +49,9 @@ def test_allocation_benchmark_writes_resumes_and_extends_the_reproduction_table(
     row = stored["models"][first]["methods"]["uniform-8"]
     assert round(row["weight_reduction"], 2) == 4.0 and f"{row['torch']:.2f}" == cells[3]
     assert {layer["weight"] for layer in row["allocation"]["layers"].values()} == {8}
+    # Which code measured the row: this checkout's commit, marked when its package sources differ from it.
+    assert row["code"] == allocation_benchmark.code_version()
+    assert cells[-1] == row["measured"]
 
     # The same settings again with a second model: the first is taken from the record, not re-measured.
     second = tmp_path / "second.pt"
@@ -91,6 +94,41 @@ def test_two_runs_sharing_a_record_keep_each_others_rows(tmp_path):
     assert stored["models"]["zoo:b"]["fp32"] == 92.0
     rendered = table.read_text()
     assert "| zoo:b | qcapsnets | 92.00 | 91.80 |" in rendered and "| zoo:a | uniform-8 |" in rendered
+
+
+def test_the_code_version_names_the_checked_out_commit_and_uncommitted_package_changes(tmp_path, monkeypatch):
+    package = tmp_path / "capsnet_nncf_plugin"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+
+    def git(*arguments: str) -> str:
+        command = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *arguments]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+    monkeypatch.setattr(allocation_benchmark.capsnet_nncf_plugin, "__file__", str(package / "__init__.py"))
+    assert allocation_benchmark.code_version() is None  # not a git checkout
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    commit = git("rev-parse", "--short=12", "HEAD")
+    assert allocation_benchmark.code_version() == commit
+    (package / "__init__.py").write_text("CHANGED = True\n")
+    assert allocation_benchmark.code_version() == f"{commit}+changes"
+    (package / "new_module.py").write_text("")  # untracked: not imported by the measured code
+    git("checkout", "-q", "--", ".")
+    assert allocation_benchmark.code_version() == commit
+
+
+def test_rows_recorded_before_their_date_was_kept_render_a_dash():
+    row = {"weight_reduction": 7.0, "activation_reduction": 4.0, "search_seconds": 1.0, "evaluations": 2}
+    record = {
+        "settings": {"criterion": "losses", "bias_correction": False},
+        "models": {
+            "zoo:a": {"fp32": 99.0, "methods": {"qcapsnets": {**row, "torch": 98.9, "onnxruntime": 98.9}}}
+        },
+    }
+    line = next(line for line in allocation_benchmark.markdown(record, "c").splitlines() if "zoo:a" in line)
+    assert line.endswith("| 1 | 2 | - |")
 
 
 def test_runs_of_one_model_under_other_analysis_settings_keep_separate_caches():
