@@ -27,6 +27,7 @@ from capsnet_nncf_plugin.atomic_file import write_bytes_atomically, write_text_a
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
 from capsnet_nncf_plugin.export import export_onnx
+from capsnet_nncf_plugin.export.onnx_export import quiet_torch_exporter
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
 from capsnet_nncf_plugin.latency import median_latency_ms
 from capsnet_nncf_plugin.models import open_checkpoint
@@ -286,14 +287,15 @@ def quantize_model(
 
 def _export_float_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> int:
     """The float model as ONNX (the size and latency baseline); returns its size in bytes."""
-    program = torch.onnx.export(
-        model,
-        (example,),
-        dynamo=True,
-        opset_version=21,
-        dynamic_shapes=({0: torch.export.Dim("batch")},),
-        verbose=False,
-    )
+    with quiet_torch_exporter():
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=21,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            verbose=False,
+        )
     payload = program.model_proto.SerializeToString()
     write_bytes_atomically(path, payload)
     return len(payload)

@@ -11,10 +11,12 @@ write it atomically.
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,10 @@ from capsnet_nncf_plugin.plugins import collect
 from capsnet_nncf_plugin.runtime import declare_output_types, register_schemas
 
 logger = logging.getLogger(__name__)
+
+#: torch's dynamo exporter logs one warning per torchvision op it cannot register when torchvision is not
+#: installed, at every export; capsule networks use none of those ops.
+TORCH_EXPORTER_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
 
 #: The lowest opset with INT4 tensors and per-axis DequantizeLinear of int16/int32 codes.
 MIN_OPSET = 21
@@ -162,6 +168,21 @@ def _check_reproduces(model: torch.nn.Module, exported: torch.nn.Module, example
             )
 
 
+@contextlib.contextmanager
+def quiet_torch_exporter() -> Iterator[None]:
+    """Run torch's ONNX exporter without its Python warnings and its torchvision registry warnings, which say
+    nothing about the model being exported (errors still raise and are still logged)."""
+    registry_logger = logging.getLogger(TORCH_EXPORTER_REGISTRY_LOGGER)
+    previous_level = registry_logger.level
+    registry_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        registry_logger.setLevel(previous_level)
+
+
 def export_onnx(
     quantized_model: torch.nn.Module,
     example_inputs: tuple[torch.Tensor, ...] | torch.Tensor,
@@ -200,8 +221,7 @@ def export_onnx(
     translations = {**qdq_ops.onnx_translations(), **capsule_ops.onnx_translations()}
     batch = torch.export.Dim("batch")
     dynamic_shapes = tuple({0: batch} for _ in example_inputs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_torch_exporter():
         program = torch.onnx.export(
             exported,
             example_inputs,

@@ -1,6 +1,7 @@
 """export_onnx: QDQ ONNX that onnxruntime runs bit for bit like the torch quantized model."""
 
 import collections
+import logging
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.layers import quantizable_layers
 from capsnet_nncf_plugin.errors import ExportError
 from capsnet_nncf_plugin.export import export_onnx
-from capsnet_nncf_plugin.export.onnx_export import export_form
+from capsnet_nncf_plugin.export.onnx_export import TORCH_EXPORTER_REGISTRY_LOGGER, export_form
 from capsnet_nncf_plugin.fx import quantize_fx
 from capsnet_nncf_plugin.models import create
 from capsnet_nncf_plugin.runtime import InferenceSession
@@ -134,6 +135,15 @@ def test_batch_is_dynamic(tmp_path):
         np.testing.assert_array_equal(
             run_onnx(exported.path, images[:batch]), quantized(images[:batch]).numpy()
         )
+
+
+def test_export_logs_nothing_about_the_torchvision_ops_it_does_not_use(tmp_path, caplog):
+    quantized, images = quantized_tiny()
+    with caplog.at_level(logging.WARNING):
+        export_onnx(quantized, images[:2], tmp_path / "tiny.onnx")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    # The logger is left as the caller set it.
+    assert logging.getLogger(TORCH_EXPORTER_REGISTRY_LOGGER).level == logging.NOTSET
 
 
 def test_shallowcaps_file_sizes_against_fp32_onnx(tmp_path):
