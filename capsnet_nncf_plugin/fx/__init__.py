@@ -21,7 +21,7 @@ from capsnet_nncf_plugin.fx.qconfig import (
     get_capsnet_qconfig_mapping,
 )
 from capsnet_nncf_plugin.fx.shared_calibration import SharedCalibration
-from capsnet_nncf_plugin.fx.workflow import quantize_fx
+from capsnet_nncf_plugin.fx.workflow import quantize_fx, release_models_held_by_torch_ao
 from capsnet_nncf_plugin.patterns import get_capsnet_backend_config
 
 __all__ = [
@@ -36,5 +36,6 @@ __all__ = [
     "get_capsnet_qconfig_mapping",
     "quantization_points",
     "quantize_fx",
+    "release_models_held_by_torch_ao",
     "separate_input_formats",
 ]

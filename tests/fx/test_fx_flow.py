@@ -1,5 +1,8 @@
 """The plain torch.ao flow with the plugin's configs: prepare_fx, calibrate, convert_fx."""
 
+import gc
+import weakref
+
 import pytest
 import torch
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
@@ -13,6 +16,7 @@ from capsnet_nncf_plugin.fx import (
     quantize_fx,
 )
 from capsnet_nncf_plugin.fx.custom_modules import QuantizedModule
+from capsnet_nncf_plugin.fx.workflow import calibrate, convert_capsnet_fx, prepare_capsnet_fx
 from capsnet_nncf_plugin.observers import CalibrationError, quant_range
 
 
@@ -139,6 +143,18 @@ def test_quantize_fx_leaves_the_float_model_untouched(tiny_model, images):
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     quantize_fx(tiny_model, images.split(8))
     assert all(torch.equal(before[k], v) for k, v in tiny_model.state_dict().items())
+
+
+def test_prepared_and_quantized_models_are_freed_once_dropped(tiny_model, images):
+    # torch 2.13's FX flow caches a device per model, keyed by the model: without the release every
+    # candidate of an allocation search stayed in memory with its observers' samples.
+    prepared = prepare_capsnet_fx(tiny_model, get_capsnet_qconfig_mapping(clip="mse"), images[:2])
+    calibrate(prepared, images.split(8))
+    quantized = convert_capsnet_fx(prepared)
+    models = [weakref.ref(prepared), weakref.ref(quantized)]
+    del prepared, quantized
+    gc.collect()
+    assert [model() for model in models] == [None, None]
 
 
 @pytest.mark.parametrize(
