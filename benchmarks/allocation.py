@@ -25,6 +25,7 @@ each row is added under a lock after reading back the rows the others wrote.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import fcntl
 import json
@@ -32,6 +33,7 @@ import os
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,15 +211,23 @@ class Record:
             merged.setdefault("fp32", entry.get("fp32"))
             merged["methods"] = {**entry.get("methods", {}), **merged["methods"]}
 
-    def add(self, reference: str, fp32: float, method: str, row: dict[str, Any]) -> None:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
         # Runs on other models may share the record (one per core): under a lock, the rows they wrote since
-        # this run read the file are read back before this row is added, so none is lost, and the table is
-        # rendered before the lock is let go, so the last one written has every row. The lock is on the
-        # folder: the file itself is replaced by each write, and a lock file would litter docs/.
+        # this run read the file are read back before this run writes, so none is lost, and the table is
+        # rendered before the lock is let go (by the caller), so the last one written has every row. The
+        # lock is on the folder: the file itself is replaced by each write, and a lock file would litter
+        # docs/.
         folder = os.open(self.path.parent, os.O_RDONLY)
         try:
             fcntl.flock(folder, fcntl.LOCK_EX)
             self._read_back_rows_of_other_runs()
+            yield
+        finally:
+            os.close(folder)  # releases the lock
+
+    def add(self, reference: str, fp32: float, method: str, row: dict[str, Any]) -> None:
+        with self._locked():
             entry = self.model(reference)
             entry["fp32"] = fp32
             entry["methods"][method] = {
@@ -227,9 +237,17 @@ class Record:
             }
             self.measured.add((reference, method))
             write_text_atomically(self.path, json.dumps(self.data, indent=2) + "\n")
-            write_text_atomically(self.table, markdown(self.data, self.command))
-        finally:
-            os.close(folder)  # releases the lock
+            self._write_table()
+
+    def render(self) -> None:
+        """Write the table from the record as it stands: a run that measured nothing renders it too, so a
+        change of the table's layout reaches every table through that table's own command."""
+        if self.path.exists():
+            with self._locked():
+                self._write_table()
+
+    def _write_table(self) -> None:
+        write_text_atomically(self.table, markdown(self.data, self.command))
 
 
 def qcapsnets_reached(rows: dict[str, dict]) -> str | None:
@@ -437,6 +455,8 @@ def main() -> None:
         reached = qcapsnets_reached(record.model(reference)["methods"] if record else rows)
         if reached:
             print(reached)
+    if record:
+        record.render()
 
 
 if __name__ == "__main__":

@@ -131,6 +131,23 @@ def test_rows_recorded_before_their_date_was_kept_render_a_dash():
     assert line.endswith("| 1 | 2 | - |")
 
 
+def test_a_run_that_measures_nothing_renders_the_table_from_its_record(tmp_path):
+    settings = {"tolerance": 0.1, "criterion": "losses", "bias_correction": False}
+    table = tmp_path / "results.md"
+    row = {"weight_reduction": 7.0, "activation_reduction": 4.0, "search_seconds": 1.0, "evaluations": 2}
+    allocation_benchmark.Record(table, settings, fresh=False, command="regenerate").add(
+        "zoo:a", 99.0, "error-guided", {**row, "torch": 98.9, "onnxruntime": 98.9}
+    )
+    table.write_text("a table in an older layout\n")
+    rerun = allocation_benchmark.Record(table, settings, fresh=False, command="regenerate")
+    assert rerun.missing("zoo:a", ["error-guided"]) == []
+    rerun.render()
+    assert "| zoo:a | error-guided | 99.00 | 98.90 |" in table.read_text()
+    # Without a record there is no table to render, and none is written.
+    allocation_benchmark.Record(tmp_path / "other.md", settings, fresh=False, command="c").render()
+    assert not (tmp_path / "other.md").exists()
+
+
 def test_runs_of_one_model_under_other_analysis_settings_keep_separate_caches():
     def name(**changes):
         settings = {"calibration": 512, "clip": "hardware", "weight_rounding": "nearest"}
