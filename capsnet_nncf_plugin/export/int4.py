@@ -42,12 +42,29 @@ def store_int4_weights(model: onnx.ModelProto) -> int:
 
 def _retyped(graph: onnx.GraphProto, names: set[str]) -> None:
     """After initializers ``names`` changed type: drop their DequantizeLinear zero points (whose type must
-    match; 0 is the default) and the type annotations that would now contradict them."""
+    match; 0 is the default), the constants that fed only those, and the type annotations that would now
+    contradict them."""
+    detached = set()
     for node in graph.node:
         if node.op_type == "DequantizeLinear" and node.input[0] in names and len(node.input) > 2:
+            detached.add(node.input[2])
             del node.input[2]
+    _drop_unconsumed(graph, detached)
     stale = [value for value in graph.value_info if value.name in names]
     for value in stale:
+        graph.value_info.remove(value)
+
+
+def _drop_unconsumed(graph: onnx.GraphProto, names: set[str]) -> None:
+    """Remove the values ``names`` (Constant nodes or initializers) where nothing reads them any more:
+    onnxruntime would warn about each at every session start, and they cost bytes in the file."""
+    consumed = {name for node in graph.node for name in node.input} | {value.name for value in graph.output}
+    unread = names - consumed
+    for node in [n for n in graph.node if n.op_type == "Constant" and set(n.output) <= unread]:
+        graph.node.remove(node)
+    for initializer in [t for t in graph.initializer if t.name in unread]:
+        graph.initializer.remove(initializer)
+    for value in [v for v in graph.value_info if v.name in unread]:
         graph.value_info.remove(value)
 
 
