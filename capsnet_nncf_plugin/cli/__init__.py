@@ -45,8 +45,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The exporters log every rewrite at INFO; only the plugin's own progress belongs on the console.
         for chatty in ("onnxscript", "onnx_ir", "torch.onnx", "torch.export", "torch._dynamo"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
-        # torch's ONNX registry warns about each torchvision op when torchvision is absent; none is needed.
-        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     if args.verbose:  # the traceback too
         return int(args.func(args) or 0)
     return run_reporting_user_errors(lambda: args.func(args), f"capsq {args.command}")
