@@ -209,7 +209,14 @@ class Record:
         for reference, entry in stored["models"].items():
             merged = self.model(reference)
             merged.setdefault("fp32", entry.get("fp32"))
-            merged["methods"] = {**entry.get("methods", {}), **merged["methods"]}
+            # A row this run only read back may have been measured again by another run since: the file's
+            # copy is the newer one. Only the rows this run measured itself are kept over the file's.
+            ours = {
+                method: row
+                for method, row in merged["methods"].items()
+                if (reference, method) in self.measured
+            }
+            merged["methods"] = {**merged["methods"], **entry.get("methods", {}), **ours}
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -286,7 +293,9 @@ def markdown(record: dict[str, Any], command: str) -> str:
         "which resumes from the JSON record beside this file (each row's allocation, and the commit of the",
         "code that measured it, are there) and adds the zoo models it lacks. Test-set accuracy of the",
         "integer model (integer squash and routing), in torch and in onnxruntime with the custom-op library;",
-        "each row's ratios come from one run, on the day in its last column.",
+        "each row's ratios come from one run, on the day in its last column. `search s` is wall-clock on",
+        "a 2-core machine and grows when other work shares it; `evals` (candidate allocations evaluated) is",
+        "the cost to compare methods by.",
         f"Search criterion: `{settings['criterion']}` (what it means: docs/allocation.md). Bias correction: "
         f"{'on (not in the Q-CapsNets baseline, which has none)' if settings['bias_correction'] else 'off'}. "
         f"Activation clipping: `{settings.get('clip', 'hardware')}`. Weight rounding: "

@@ -96,6 +96,29 @@ def test_two_runs_sharing_a_record_keep_each_others_rows(tmp_path):
     assert "| zoo:b | qcapsnets | 92.00 | 91.80 |" in rendered and "| zoo:a | uniform-8 |" in rendered
 
 
+def test_a_row_another_run_measured_again_is_not_overwritten_by_the_copy_read_back_before(tmp_path):
+    # Two --fresh runs on one model, split by method: the second read the first method's old row back
+    # with its own first row, before the first run measured that method again.
+    settings = {"tolerance": 0.1, "criterion": "losses", "bias_correction": False}
+    table = tmp_path / "results.md"
+    row = {"weight_reduction": 7.0, "activation_reduction": 4.0, "search_seconds": 1.0, "evaluations": 2}
+    old = {**row, "torch": 98.0, "onnxruntime": 98.0}
+    earlier = allocation_benchmark.Record(table, settings, fresh=False, command="regenerate")
+    earlier.add("zoo:a", 99.0, "block-routing", old)
+    first = allocation_benchmark.Record(table, settings, fresh=True, command="regenerate")
+    second = allocation_benchmark.Record(table, settings, fresh=True, command="regenerate")
+    second.add("zoo:a", 99.0, "qcapsnets", {**row, "torch": 98.7, "onnxruntime": 98.7})
+    first.add("zoo:a", 99.0, "block-routing", {**row, "torch": 98.5, "onnxruntime": 98.5})
+    second.add("zoo:a", 99.0, "rate-distortion", {**row, "torch": 98.6, "onnxruntime": 98.6})
+    methods = json.loads(table.with_suffix(".json").read_text())["models"]["zoo:a"]["methods"]
+    assert {method: entry["torch"] for method, entry in methods.items()} == {
+        "block-routing": 98.5,
+        "qcapsnets": 98.7,
+        "rate-distortion": 98.6,
+    }
+    assert "| zoo:a | block-routing | 99.00 | 98.50 |" in table.read_text()
+
+
 def test_the_code_version_names_the_checked_out_commit_and_uncommitted_package_changes(tmp_path, monkeypatch):
     package = tmp_path / "capsnet_nncf_plugin"
     package.mkdir()
