@@ -9,6 +9,7 @@ export CAPSQ_CACHE ?= $(CURDIR)/.cache
 # NNCF compiles a C++ extension on first use; on 2 busy cores that can exceed its 60 s default limit.
 export NNCF_EXTENSION_LOAD_TIMEOUT ?= 900
 PYTEST_ARGS ?=
+LINTED := capsnet_nncf_plugin tests benchmarks tools
 
 .PHONY: setup install data test demo lint format clean
 
@@ -27,7 +28,7 @@ $(VENV)/.installed: pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/d
 data: install
 	$(BIN)/capsq data fetch mnist fashion-mnist --no-progress
 
-test: setup
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The main job with its defaults on the bundled zoo model (zoo:shallowcaps-mnist): FP32 accuracy, the
@@ -36,13 +37,15 @@ test: setup
 demo: setup
 	$(BIN)/capsq run --out reports/demo
 
+# Style and the layering (import-linter contracts in pyproject.toml, drawn in docs/architecture.md).
 lint: install
-	$(BIN)/ruff check capsnet_nncf_plugin tests benchmarks
-	$(BIN)/ruff format --check capsnet_nncf_plugin tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/lint-imports
 
 format: install
-	$(BIN)/ruff check --fix capsnet_nncf_plugin tests benchmarks
-	$(BIN)/ruff format capsnet_nncf_plugin tests benchmarks
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

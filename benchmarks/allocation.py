@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import fcntl
 import json
@@ -37,38 +38,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import capsnet_nncf_plugin
-from capsnet_nncf_plugin.allocation import allocate, analyze_errors, available_methods
-from capsnet_nncf_plugin.allocation.allocate import analysis_batches
-from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
-from capsnet_nncf_plugin.allocation.memory import FLOAT_BITS
+from capsnet_nncf_plugin.allocation import available_methods
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
-from capsnet_nncf_plugin.cli.arguments import non_negative_float, positive_float, positive_int
-from capsnet_nncf_plugin.data import load_dataset
+from capsnet_nncf_plugin.cli.options import add_options, config_from_args
 from capsnet_nncf_plugin.errors import ExportError, run_reporting_user_errors
-from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy, iterate_batches
-from capsnet_nncf_plugin.export import export_onnx
+from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.fx import quantize_fx
-from capsnet_nncf_plugin.models import available_pretrained, open_checkpoint
-from capsnet_nncf_plugin.observers import CLIP_MODES
-from capsnet_nncf_plugin.rounding import WEIGHT_ROUNDINGS
-from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
+from capsnet_nncf_plugin.job import SearchConfig, analyze, export_and_compare, load_inputs, search
+from capsnet_nncf_plugin.models import available_pretrained
 
 PROGRESSIVE = ("progressive-descent", "error-guided", "block-routing")
-#: The options a record's rows share: a row measured under others does not belong in the same table.
-SETTINGS = (
-    "tolerance",
-    "calibration",
-    "validation_limit",
-    "criterion",
-    "limit",
-    "bias_correction",
-    "clip",
-    "weight_rounding",
-    "weight_reduction",
-)
+#: The options a record's rows share: a row measured under others does not belong in the same table
+#: (record key -> the search option it is).
+SETTINGS = {
+    "tolerance": "tolerance",
+    "calibration": "calibration_images",
+    "validation_limit": "validation_limit",
+    "criterion": "criterion",
+    "limit": "test_limit",
+    "bias_correction": "bias_correction",
+    "clip": "clip",
+    "weight_rounding": "weight_rounding",
+    "weight_reduction": "weight_reduction",
+}
 #: Settings newer than some records, with the value those records were measured under.
 SETTINGS_ADDED_LATER = {"clip": "hardware", "weight_rounding": "nearest", "weight_reduction": None}
 #: What a row keeps of an allocation's ``info``, beside its test accuracies.
@@ -87,13 +80,11 @@ table of this kind and its command: docs/benchmarks.md.
 """
 
 
-def integer_accuracies(quantized, calibration, test, limit, label) -> tuple[float, float]:
+def integer_accuracies(quantized, inputs, limit, label) -> tuple[float, float]:
     """Test accuracy of the integer model in torch and, exported to QDQ ONNX, in onnxruntime."""
     with tempfile.TemporaryDirectory() as folder:
-        exported = export_onnx(quantized, calibration[0][:2], Path(folder) / "model.onnx")
-        onnx_model = OnnxClassifier(InferenceSession(str(exported.path)))
-        agreement = compare_classifiers(
-            quantized, onnx_model, test, limit=limit, progress=True, description=label
+        _, agreement, _ = export_and_compare(
+            quantized, inputs.example, inputs.test, Path(folder) / "model.onnx", limit, True, label
         )
     return agreement.reference_accuracy, agreement.candidate_accuracy
 
@@ -122,15 +113,8 @@ def code_version() -> str | None:
     return f"{commit}+changes" if changed else commit
 
 
-def settings_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in SETTINGS}
-
-
-def weight_memory_budget(model: torch.nn.Module, reduction: float | None) -> float | None:
-    """The weights memory (bits) that is ``reduction`` times smaller than the FP32 parameters."""
-    if reduction is None:
-        return None
-    return sum(p.numel() for p in model.parameters()) * FLOAT_BITS / reduction
+def settings_of(config: SearchConfig) -> dict[str, Any]:
+    return {key: getattr(config, option) for key, option in SETTINGS.items()}
 
 
 def file_stem(reference: str) -> str:
@@ -138,15 +122,15 @@ def file_stem(reference: str) -> str:
     return reference.replace(":", "-").replace("/", "_")
 
 
-def analysis_cache_name(reference: str, args: argparse.Namespace) -> str:
+def analysis_cache_name(reference: str, config: SearchConfig) -> str:
     """The error-analysis cache file of a model under the settings that change the analysis.
 
     Runs of one model under other settings (one per core) would otherwise replace each other's file.
     """
-    corrected = "-bias-corrected" if args.bias_correction else ""
+    corrected = "-bias-corrected" if config.bias_correction else ""
     return (
-        f"{file_stem(reference)}-calibration{args.calibration}-clip-{args.clip}-{args.weight_rounding}"
-        f"{corrected}.json"
+        f"{file_stem(reference)}-calibration{config.calibration_images}-clip-{config.clip}-"
+        f"{config.weight_rounding}{corrected}.json"
     )
 
 
@@ -161,10 +145,13 @@ def regenerating_command(settings: dict[str, Any], defaults: dict[str, Any], mar
     options = []
     for name in SETTINGS:
         value = settings[name]
-        if value is None or value is False or defaults[name] == value:
+        if value is False or defaults[name] == value:
             continue
         flag = "--" + name.replace("_", "-")
-        options.append(flag if value is True else f"{flag} {value}")
+        if value is None:  # a count left at "every image" where the default is a number
+            options.append(f"{flag} all")
+        else:
+            options.append(flag if value is True else f"{flag} {value}")
     return " ".join(["python benchmarks/allocation.py", *options, "--markdown", markdown_path])
 
 
@@ -332,32 +319,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", action="append", help="zoo:NAME or a checkpoint (repeatable)")
-    parser.add_argument("--tolerance", type=non_negative_float, default=0.1)
-    parser.add_argument("--calibration", type=positive_int, default=512)
-    parser.add_argument("--validation-limit", type=positive_int, default=None)
-    parser.add_argument(
-        "--criterion", choices=CRITERIA, default="losses", help="what 'accuracy holds' means in the search"
-    )
-    parser.add_argument("--limit", type=positive_int, default=None, help="test images (default: all)")
-    parser.add_argument(
-        "--bias-correction", action="store_true", help="bias correction in the analysis and every search"
-    )
-    parser.add_argument(
-        "--clip", choices=CLIP_MODES, default="hardware", help="activation clipping of every search"
-    )
-    parser.add_argument(
-        "--weight-rounding",
-        choices=WEIGHT_ROUNDINGS,
-        default="nearest",
-        help="weight rounding of every search and the analysis (gptq: error feedback, not with bias "
-        "correction; the Q-CapsNets baseline keeps nearest)",
-    )
-    parser.add_argument(
-        "--weight-reduction",
-        type=positive_float,
-        default=None,
-        help="weight-memory budget of every search as a reduction against FP32 (7: at most 1/7 of the FP32 "
-        "weights), for the methods that take one (error-guided, qcapsnets)",
+    add_options(
+        parser,
+        (
+            "tolerance",
+            "calibration_images",
+            "validation_limit",
+            "criterion",
+            "test_limit",
+            "bias_correction",
+            "clip",
+            "weight_rounding",
+            "weight_reduction",
+        ),
+        SearchConfig,
     )
     parser.add_argument("--method", action="append", help="methods to run (default: all)")
     parser.add_argument(
@@ -371,8 +346,11 @@ def main() -> None:
         "model and calibration (other criteria, an interrupted run)",
     )
     args = parser.parse_args()
-    if args.weight_rounding == "gptq" and args.bias_correction:
-        parser.error("--weight-rounding gptq and --bias-correction do not combine; pick one")
+    base = config_from_args(SearchConfig, argparse.Namespace(**{**vars(args), "model": None}))
+    try:
+        base.settings()
+    except ValueError as error:
+        parser.error(str(error))
     warnings.simplefilter("ignore")
     references = args.model or [f"zoo:{name}" for name in available_pretrained()]
     if not references:
@@ -380,8 +358,8 @@ def main() -> None:
     methods = args.method or available_methods()
     record = None
     if args.markdown:
-        settings = settings_of(args)
-        defaults = {name: parser.get_default(name) for name in SETTINGS}
+        settings = settings_of(base)
+        defaults = {key: parser.get_default(option) for key, option in SETTINGS.items()}
         command = regenerating_command(settings, defaults, args.markdown)
         try:
             record = Record(Path(args.markdown), settings, args.fresh, command, code_version())
@@ -392,54 +370,30 @@ def main() -> None:
         if not to_measure:
             print(f"\n{reference}: every requested method is in {record.path} already (--fresh remeasures)")
             continue
-        checkpoint = open_checkpoint(reference)
-        checkpoint.model.without_decoder()
-        model = checkpoint.model.eval()
-        dataset = checkpoint.metadata["dataset"]
-        validation, test = load_dataset(dataset, "val"), load_dataset(dataset, "test")
-        calibration = [images for images, _ in iterate_batches(validation, 128, args.calibration)]
+        cache = None
+        if args.analysis_cache:
+            cache = str(Path(args.analysis_cache) / analysis_cache_name(reference, base))
+        config = dataclasses.replace(base, model=reference, analysis_cache=cache)
+        inputs = load_inputs(config)
         # A resumed model keeps the FP32 accuracy its earlier rows were measured against (same settings).
         fp32 = record.fp32(reference) if record else None
         if fp32 is None:
-            fp32 = evaluate_accuracy(model, test, limit=args.limit, progress=True, description="FP32")
+            fp32 = evaluate_accuracy(
+                inputs.model, inputs.test, limit=config.test_limit, progress=True, description="FP32"
+            )
         # Lazy: each entry is measured the first time a method reads it and shared by the methods after it
         # (the block and routing-iteration levels are read by block-routing alone).
-        cache = None
-        if args.analysis_cache:
-            cache = Path(args.analysis_cache) / analysis_cache_name(reference, args)
-        analysis = analyze_errors(
-            model,
-            analysis_batches(calibration),
-            clip=args.clip,
-            lazy=True,
-            bias_correction=args.bias_correction,
-            cache=cache,
-            weight_rounding=args.weight_rounding,
-        )
-        print(f"\n{reference} ({dataset}): FP32 test {fp32:.2f} %")
+        analysis = analyze(inputs, config, progress=True)
+        print(f"\n{reference} ({inputs.dataset}): FP32 test {fp32:.2f} %")
         header = ("method", "weights x", "acts x", "test %", "ORT %", "loss pp", "search s", "evals")
         print(f"{header[0]:<22}" + "".join(f"{h:>10}" for h in header[1:]))
         rows = {}
         for method in to_measure:
-            allocation = allocate(
-                model,
-                calibration,
-                validation,
-                method=method,
-                tolerance=args.tolerance,
-                validation_limit=args.validation_limit,
-                criterion=args.criterion,
-                bias_correction=args.bias_correction,
-                clip=args.clip,
-                weight_rounding=args.weight_rounding,
-                weight_memory_budget=weight_memory_budget(model, args.weight_reduction),
-                analysis=analysis,
-                progress=True,
-            )
-            # With the clip and bias correction the allocation recorded, as its search measured it.
-            quantized = quantize_fx(model, calibration, allocation=allocation)
+            allocation = search(inputs, config, method, analysis, progress=True)
+            # With the settings the allocation records, as its search measured it.
+            quantized = quantize_fx(inputs.model, inputs.calibration, allocation=allocation)
             try:
-                accuracy, onnx_accuracy = integer_accuracies(quantized, calibration, test, args.limit, method)
+                accuracy, onnx_accuracy = integer_accuracies(quantized, inputs, config.test_limit, method)
             except ExportError as error:
                 # An hour of search should not vanish with the error: the allocation reproduces it.
                 folder = Path(args.markdown).with_suffix("") if args.markdown else Path.cwd()

@@ -22,7 +22,7 @@ from pathlib import Path
 from zoo_models import add_model_arguments, benchmark_models
 
 from capsnet_nncf_plugin.allocation import memory_report
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.errors import run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import compare_classifiers, evaluate_accuracy
 from capsnet_nncf_plugin.export import export_onnx

@@ -137,7 +137,7 @@ def _write_int_routing_model(quantized: torch.nn.Module, votes: torch.Tensor, pa
     import onnx
     from onnx import TensorProto, helper
 
-    from capsnet_nncf_plugin.fx.custom_modules import QuantizedRoutingLayer
+    from capsnet_nncf_plugin.quantized import QuantizedRoutingLayer
 
     layer = [m for m in quantized.modules() if isinstance(m, QuantizedRoutingLayer)][-1]
     params = layer.routing

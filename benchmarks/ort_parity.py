@@ -24,7 +24,7 @@ import onnxruntime
 import torch
 from zoo_models import add_model_arguments, benchmark_models
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.errors import run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import compare_classifiers
 from capsnet_nncf_plugin.export import export_onnx

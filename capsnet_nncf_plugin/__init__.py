@@ -1,8 +1,10 @@
 """capsnet-nncf-plugin: power-of-two post-training quantization of capsule networks.
 
-Subpackages: ``nn`` (capsule layers), ``models`` (ShallowCaps, DeepCaps, the zoo), ``data`` (datasets),
-``observers`` (power-of-two quantization core and torch.ao observers), ``patterns`` (BackendConfig),
-``ops`` (integer squash and routing), ``fx`` (the torch.ao FX adapter), ``training``, ``cli``.
+Subpackages (docs/architecture.md): ``core`` (the quantization maths, no framework), ``quantized`` (the
+integer model), ``ops`` (integer squash and routing), ``observers`` (torch.ao observers), ``patterns``
+(BackendConfig), ``fx`` and ``nncf`` (the adapters), ``capture`` (users' CapsNets), ``export`` (QDQ ONNX),
+``onnx_domain`` and ``runtime`` (onnxruntime, without torch), ``allocation`` (bit-widths), ``job`` (the main
+jobs), ``cli``, and ``nn``, ``models``, ``data``, ``training``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ __all__ = ["__version__", "quantization_points"]
 
 
 def __getattr__(name: str) -> Any:
-    # Loaded on first use: the FX adapter pulls in torch.ao and registers the integer ops, which the CLI's
-    # data and training commands never need.
+    # Loaded on first use: the integer model registers the integer ops, which the CLI's data and training
+    # commands never need, and the runtime must import without torch.
     if name == "quantization_points":
-        from capsnet_nncf_plugin.fx.points import quantization_points
+        from capsnet_nncf_plugin.quantized import quantization_points
 
         return quantization_points
     raise AttributeError(f"module 'capsnet_nncf_plugin' has no attribute {name!r}")

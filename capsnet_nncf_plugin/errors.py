@@ -30,10 +30,35 @@ class ExportError(CapsqError):
 USER_ERRORS: tuple[type[Exception], ...] = (CapsqError, ValueError, FileNotFoundError)
 
 
+#: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED_STATUS = 130
+
+
 def run_reporting_user_errors(main: Callable[[], int | None], program: str) -> int:
-    """Run a command-line ``main``: a user error becomes ``PROGRAM: error: MESSAGE`` and exit status 2."""
+    """Run a command-line ``main``: a user error becomes ``PROGRAM: error: MESSAGE`` and exit status 2;
+    Ctrl-C becomes one line and status 130 (jobs leave their output folders as they were)."""
     try:
         return int(main() or 0)
     except USER_ERRORS as error:
-        print(f"{program}: error: {error}", file=sys.stderr)
+        print(f"{program}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted; output folders are left as they were before the run", file=sys.stderr)
+        return INTERRUPTED_STATUS
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+class CalibrationError(CapsqError):
+    """An observer cannot produce a scale: it saw no data, or it saw NaN or infinite values."""
+
+
+class ConfigError(CapsqError, ValueError):
+    """A configuration (an NNCF configuration file or dict) the plugin cannot use; the message names the
+    key and the fix."""
+
+
+class AllocationError(CapsqError, ValueError):
+    """A bit allocation (a file, a dict or an object) is malformed or does not fit the model."""

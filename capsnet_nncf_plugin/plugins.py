@@ -33,6 +33,8 @@ class PluginInfo:
 
 _manager: pluggy.PluginManager | None = None
 _plugins: list[PluginInfo] = []
+#: Counts plugin-manager resets, so registries built from the plugins' hooks know when to rebuild.
+_generation = 0
 
 
 def _load_entry_point(manager: pluggy.PluginManager, entry_point: metadata.EntryPoint) -> PluginInfo:
@@ -65,12 +67,15 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 def reset_plugin_manager() -> None:
     """Forget the loaded plugins (the next use loads the entry points again); for tests and notebooks."""
-    global _manager
+    global _manager, _generation
     _manager = None
     _plugins.clear()
-    from capsnet_nncf_plugin.allocation.methods import registry
+    _generation += 1
 
-    registry.reset()
+
+def generation() -> int:
+    """How many times the plugins were reset: a registry built from them rebuilds when this changes."""
+    return _generation
 
 
 def collect(hook_name: str) -> dict[Any, Any]:

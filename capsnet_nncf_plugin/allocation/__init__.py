@@ -7,11 +7,11 @@
 """
 
 from capsnet_nncf_plugin.allocation.allocate import allocate
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.layers import Layer, quantizable_layers
 from capsnet_nncf_plugin.allocation.memory import MemoryReport, memory_report
 from capsnet_nncf_plugin.allocation.methods import available_methods, get_method, register_method
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis, analyze_errors
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 
 __all__ = [
     "BitAllocation",

@@ -9,15 +9,16 @@ from collections.abc import Iterable
 import torch
 from torch.utils.data import Dataset
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
 from capsnet_nncf_plugin.allocation.layers import quantizable_layers
 from capsnet_nncf_plugin.allocation.memory import memory_report
 from capsnet_nncf_plugin.allocation.methods import SearchContext, get_method
 from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis, analyze_errors
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.evaluation import iterate_batches
-from capsnet_nncf_plugin.fx import quantization_points
+from capsnet_nncf_plugin.quantized import quantization_points
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +47,12 @@ def allocate(
     method: str = DEFAULT_METHOD,
     tolerance: float = 0.1,
     weight_memory_budget: float | None = None,
-    clip: str = "hardware",
+    settings: QuantizationSettings | None = None,
     calibration_images: int = 512,
     validation_limit: int | None = None,
     analysis: ErrorAnalysis | None = None,
     progress: bool = False,
     criterion: str = "losses",
-    bias_correction: bool = False,
-    weight_rounding: str = "nearest",
 ) -> BitAllocation:
     """Per-layer bits for ``model`` that lose at most ``tolerance`` percentage points of validation accuracy.
 
@@ -63,16 +62,16 @@ def allocate(
     ``memory_report`` counts weights) is used by methods that fulfil a budget
     (error-guided, Q-CapsNets). Pass a previous ``analysis`` to skip the error analysis.
     ``criterion``: what "within tolerance" means, ``"losses"`` or ``"accuracy"`` (see evaluator.py).
-    ``bias_correction``: every candidate (and the error analysis) corrects biases for its quantized weights
-    (``quantize_fx``); recorded in ``info``, so quantizing with the result repeats it. ``weight_rounding``:
-    ``"nearest"`` or ``"gptq"`` (every candidate's weights rounded with GPTQ, the analysis too), recorded
-    the same way.
+    ``settings``: the clipping rule, bias correction and weight rounding every candidate (and the error
+    analysis) is quantized with; the result carries the settings it was measured with
+    (``allocation.settings``), so quantizing it repeats them.
     ``info`` of the result records the search: accuracies, evaluations, memory reductions,
     ``analysis_seconds`` (the error analysis) and ``search_seconds`` (everything else).
     """
     if tolerance < 0:
         raise ValueError(f"tolerance is in percentage points and must be >= 0, got {tolerance}")
     search = get_method(method)
+    settings = settings or QuantizationSettings()
     model = model.eval()
     calibration = _batches(calibration_data, calibration_images)
     if not calibration:
@@ -81,23 +80,9 @@ def allocate(
     analysis_before = 0.0 if analysis is None else analysis.seconds
     if analysis is None:
         # Lazy: a method measures only the (layer, kind, width) entries it reads.
-        analysis = analyze_errors(
-            model,
-            analysis_batches(calibration),
-            clip=clip,
-            lazy=True,
-            bias_correction=bias_correction,
-            weight_rounding=weight_rounding,
-        )
+        analysis = analyze_errors(model, analysis_batches(calibration), settings=settings, lazy=True)
     evaluator = AccuracyEvaluator(
-        model,
-        calibration,
-        validation_data,
-        clip=clip,
-        limit=validation_limit,
-        criterion=criterion,
-        bias_correction=bias_correction,
-        weight_rounding=weight_rounding,
+        model, calibration, validation_data, settings=settings, limit=validation_limit, criterion=criterion
     )
     context = SearchContext(
         layers=quantizable_layers(model),
@@ -108,6 +93,7 @@ def allocate(
         progress=progress,
     )
     allocation = search(context)
+    allocation = allocation.with_settings(evaluator.settings_of(allocation))
     measured = evaluator.measure(allocation)
     accuracy = measured.accuracy
     memory = memory_report(quantization_points(evaluator.quantized_model(allocation)), model)
@@ -115,9 +101,6 @@ def allocate(
         {
             "method": method,
             "tolerance": tolerance,
-            "clip": evaluator.clip_of(allocation),
-            "bias_correction": evaluator.bias_correction_of(allocation),
-            "weight_rounding": evaluator.weight_rounding_of(allocation),
             "validation_images": evaluator.limit or len(validation_data),
             "fp32_validation_accuracy": evaluator.fp32_accuracy,
             "validation_accuracy": accuracy,

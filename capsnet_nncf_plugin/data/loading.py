@@ -12,6 +12,7 @@ import torch
 from capsnet_nncf_plugin.data.fetch import fetch_dataset, fetch_into
 from capsnet_nncf_plugin.data.formats import LabelledImages, format_for
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
+from capsnet_nncf_plugin.data.integrity import verify_dataset_files
 from capsnet_nncf_plugin.data.locations import FoundFiles, describe_places, find_part, search_places
 from capsnet_nncf_plugin.data.remedies import missing_dataset_advice, refetch_advice
 from capsnet_nncf_plugin.data.specs import DatasetSpec, get_spec
@@ -42,8 +43,17 @@ def _locate_or_download(
     )
 
 
-def _check_against_spec(decoded: LabelledImages, spec: DatasetSpec, found: FoundFiles) -> None:
+def _check_against_spec(
+    decoded: LabelledImages, spec: DatasetSpec, part: OfficialPart, found: FoundFiles
+) -> None:
     images, labels = decoded
+    expected_count = spec.official_count(part)
+    if len(labels) != expected_count or len(images) != expected_count:
+        raise DatasetError(
+            f"{spec.name} {part} files in {found.directory} hold {len(images):,} images and {len(labels):,} "
+            f"labels but the official {part} set has {expected_count:,}: they are damaged or cut down; "
+            f"{refetch_advice(spec)}"
+        )
     if images.dtype != np.uint8 or tuple(images.shape[1:]) != spec.image_shape:
         raise DatasetError(
             f"{spec.name} files in {found.directory} decode to {images.dtype} images of shape "
@@ -76,15 +86,20 @@ def load_dataset(
     Raises:
         ValueError: unknown dataset name or split.
         DatasetError: the files are missing (the message lists the places searched and how to get them),
-            damaged or not in the official format.
+            damaged, not in the official format, not holding the official number of images, or different
+            from the digest recorded when they were fetched (or, in your own directory, from the official
+            checksums).
     """
     spec = get_spec(name)
     split = check_split(split)
     part = official_part_for(split)
     found = _locate_or_download(spec, part, root, download)
     _LOG.debug("loading %s %s from %s (%s)", spec.name, part, found.directory, found.origin)
-    decoded = format_for(spec).read(found.directory, part, spec)
-    _check_against_spec(decoded, spec, found)
+    file_format = format_for(spec)
+    decoded = file_format.read(found.directory, part, spec)
+    _check_against_spec(decoded, spec, part, found)
+    # Last: structural errors above say more precisely what is wrong than a digest mismatch does.
+    verify_dataset_files(spec, file_format.files(found.directory, part), in_cache=found.origin == "cache")
     try:
         start, stop = split_bounds(split, len(decoded.labels))
     except ValueError as error:

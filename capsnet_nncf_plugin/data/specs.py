@@ -34,6 +34,11 @@ class DatasetSpec:
         """The image shape as ``CxHxW``, for messages and tables."""
         return "x".join(str(size) for size in self.image_shape)
 
+    def official_count(self, part: str) -> int:
+        """How many images the official ``part`` (``train`` or ``test``) holds: every copy must hold exactly
+        these, since a file cut short but internally consistent would otherwise load as a smaller set."""
+        return self.official_test_count if part == "test" else self.official_train_count
+
 
 _DIGITS = tuple(str(digit) for digit in range(10))
 

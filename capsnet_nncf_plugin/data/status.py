@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from capsnet_nncf_plugin.data.formats import format_for
+from capsnet_nncf_plugin.data.integrity import verify_dataset_files
 from capsnet_nncf_plugin.data.locations import FoundFiles, find_part, search_places
 from capsnet_nncf_plugin.data.remedies import fetch_command
 from capsnet_nncf_plugin.data.specs import DatasetSpec, available_datasets, get_spec
@@ -19,8 +20,8 @@ from capsnet_nncf_plugin.errors import DatasetError
 class DatasetStatus:
     """What is known about one dataset on this machine without decoding it.
 
-    ``split_counts`` holds a count only for splits whose files were found; ``problem`` describes a file
-    that was found but could not be read.
+    ``split_counts`` holds a count only for splits whose files were found and intact; ``problem``
+    describes every file that was found but is damaged, cut down or altered (with the fix).
     """
 
     spec: DatasetSpec
@@ -48,26 +49,28 @@ def _status_of(spec: DatasetSpec, root: str | os.PathLike[str] | None) -> Datase
     places = search_places(spec, root)
     found: dict[OfficialPart, FoundFiles] = {}
     counts: dict[str, int] = {}
-    problem = None
+    problems: list[str] = []
+    file_format = format_for(spec)
     for part in OFFICIAL_PARTS:
         location = find_part(spec, part, places)
         if location is None:
             continue
         found[part] = location
+        # A part with a problem shows no counts: a damaged header's numbers (or an altered file's) mislead.
         try:
-            official_count = format_for(spec).count(location.directory, part, spec)
-        except DatasetError as error:
-            problem = str(error)
+            official_count = file_format.count(location.directory, part, spec)
+            verify_dataset_files(
+                spec, file_format.files(location.directory, part), in_cache=location.origin == "cache"
+            )
+            bounds = {
+                split: split_bounds(split, official_count)
+                for split in (("test",) if part == "test" else ("train", "val"))
+            }
+        except (DatasetError, ValueError) as error:
+            problems.append(str(error))
             continue
-        splits = ("test",) if part == "test" else ("train", "val")
-        for split in splits:
-            try:
-                start, stop = split_bounds(split, official_count)
-            except ValueError as error:
-                problem = str(error)
-                continue
-            counts[split] = stop - start
-    return DatasetStatus(spec=spec, found=found, split_counts=counts, problem=problem)
+        counts.update({split: stop - start for split, (start, stop) in bounds.items()})
+    return DatasetStatus(spec=spec, found=found, split_counts=counts, problem="; ".join(problems) or None)
 
 
 def dataset_status(
@@ -75,8 +78,10 @@ def dataset_status(
 ) -> list[DatasetStatus]:
     """Report, for each dataset (all by default), where its files are and the size of each split.
 
-    Counts come from file headers (IDX, .mat) or, for the CIFAR-10 archive, from the official sizes, so
-    this stays fast; it does not validate pixel data (``load_dataset`` does).
+    Counts come from file headers (IDX, .mat), checked against the official counts and the file sizes,
+    or, for the CIFAR-10 archive, from the official sizes. Every file is also checked against its recorded
+    or published digest (once per process, see :mod:`.integrity`), so an altered file is reported as a
+    ``problem``; pixel data is not decoded (``load_dataset`` does that).
     """
     specs = [get_spec(name) for name in names] if names is not None else list(available_datasets().values())
     return [_status_of(spec, root) for spec in specs]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 import capsnet_nncf_plugin.ops  # noqa: F401  (registers torch.ops.capsnet.*)
-from capsnet_nncf_plugin.runtime.schemas import (
+from capsnet_nncf_plugin.onnx_domain.schemas import (
     DOMAIN,
     DOMAIN_VERSION,
     INT_DYNAMIC_ROUTING,

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from capsnet_nncf_plugin.core.fixed_ranges import squash_output_exponent
+from capsnet_nncf_plugin.core.integer_format import IntegerType, transport_encoding, weight_encoding
+from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
+from capsnet_nncf_plugin.core.torch_types import torch_dtype
 from capsnet_nncf_plugin.export.qdq_ops import (
     dequantize_codes,
     dequantize_constant,
@@ -28,51 +32,34 @@ from capsnet_nncf_plugin.export.qdq_ops import (
     quantize_to,
     signed_codes,
 )
-from capsnet_nncf_plugin.fx.custom_modules import (
+from capsnet_nncf_plugin.nn import ConvCaps3d
+from capsnet_nncf_plugin.onnx_domain.int4 import INT4_BUFFER
+from capsnet_nncf_plugin.quantized.modules import (
     WIDE_SQUASH_BITS,
     QuantizedLayer,
     QuantizedModule,
     QuantizedRoutingLayer,
     QuantizedSquashLayer,
 )
-from capsnet_nncf_plugin.fx.weight_layers import (
-    IntegerVoteTransform,
-    IntegerWeightLayer,
-    bias_codes,
-)
-from capsnet_nncf_plugin.nn import ConvCaps3d
-from capsnet_nncf_plugin.observers import squash_output_exponent
-from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
-
-#: Weights of at most this many bits are stored as INT4 in the ONNX file (see ``int4.py``).
-INT4_MAX_BITS = 4
-INT4_BUFFER = "int4_codes"
-
-
-#: Weight zero point of 5..8-bit weights stored as uint8 (see ``_register_codes``).
-UINT8_WEIGHT_ZERO_POINT = 128
+from capsnet_nncf_plugin.quantized.weights import IntegerVoteTransform, IntegerWeightLayer, bias_codes
 
 
 def _register_codes(
     module: nn.Module, codes: torch.Tensor, quantizer: PowerOfTwoQuantizer, unsigned: bool = False
 ) -> list[int]:
-    """Store a weight's codes in the narrowest container; returns its per-channel exponents.
+    """Store a weight's codes in the container ``weight_encoding`` picks; returns its per-channel exponents.
 
     With ``unsigned``, 5..8-bit weights are stored as uint8 with zero point 128: onnxruntime then runs the
     convolution with its u8 x u8 kernels, exact everywhere, where u8 x s8 kernels on x86 CPUs without VNNI
-    saturate pairs of products at 16 bits (``vpmaddubsw``) and can change results.
+    saturate pairs of products at 16 bits (``vpmaddubsw``) and can change results. INT4 codes stay in an
+    int8 buffer named ``INT4_BUFFER`` until the export packs them.
     """
-    bits = quantizer.bits
-    module.codes_zero_point = 0
-    if bits <= INT4_MAX_BITS:
-        name, stored = INT4_BUFFER, codes.to(torch.int8)
-    elif bits <= 8 and unsigned:
-        name, stored = "codes", (codes + UINT8_WEIGHT_ZERO_POINT).to(torch.uint8)
-        module.codes_zero_point = UINT8_WEIGHT_ZERO_POINT
-    else:
-        name, stored = "codes", codes.to(torch.int8 if bits <= 8 else torch.int16)
-    module.register_buffer(name, stored)
-    module.codes_name = name
+    encoding = weight_encoding(quantizer.bits, unsigned)
+    module.codes_zero_point = encoding.zero_point
+    module.codes_name = INT4_BUFFER if encoding.container == IntegerType.INT4 else "codes"
+    module.register_buffer(
+        module.codes_name, (codes + encoding.zero_point).to(torch_dtype(encoding.container))
+    )
     axis = quantizer.axis if quantizer.axis is not None else 0
     module.weight_axis = axis
     if isinstance(quantizer.exponent, tuple):
@@ -145,10 +132,10 @@ def u8s8_is_exact(weight_bits: int, input_format: PowerOfTwoQuantizer) -> bool:
     products must fit in 16 bits: ``2 * max input code * max |weight code| <= 32767``. 7-bit weights, or
     7-bit unsigned inputs, always fit; 8-bit weights on 8-bit inputs do not.
     """
-    if input_format.bits > 8 or weight_bits > 8:
+    encoding = transport_encoding(input_format.bits, input_format.signed)
+    if encoding.container != IntegerType.UINT8 or weight_bits > 8:
         return False
-    bits = input_format.bits
-    max_input = 128 + 2 ** (bits - 1) - 1 if input_format.signed else 2**bits - 1
+    max_input = encoding.stored_range(input_format.bits, input_format.signed)[1]
     return 2 * max_input * 2 ** (weight_bits - 1) <= INT16_MAX
 
 

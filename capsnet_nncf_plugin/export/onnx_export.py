@@ -24,17 +24,16 @@ import onnx
 import torch
 
 from capsnet_nncf_plugin.atomic_file import write_bytes_atomically
+from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
 from capsnet_nncf_plugin.errors import ExportError
 from capsnet_nncf_plugin.export import capsule_ops, qdq_ops
 from capsnet_nncf_plugin.export.forms import ExportOptions
-from capsnet_nncf_plugin.export.int4 import store_int4_weights
-from capsnet_nncf_plugin.fx.custom_modules import QuantizedModule
-from capsnet_nncf_plugin.fx.element_moves import value_source
-from capsnet_nncf_plugin.fx.quantized_tensors import exponent_of_scale, read_input
-from capsnet_nncf_plugin.observers.activation_observer import signed_from_container
-from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
+from capsnet_nncf_plugin.onnx_domain import declare_output_types, register_schemas, store_int4_weights
 from capsnet_nncf_plugin.plugins import collect
-from capsnet_nncf_plugin.runtime import declare_output_types, register_schemas
+from capsnet_nncf_plugin.quantized.carrier import exponent_of_scale, read_input, signed_from_container
+from capsnet_nncf_plugin.quantized.element_moves import value_source
+from capsnet_nncf_plugin.quantized.inspection import quantized_modules
+from capsnet_nncf_plugin.quantized.modules import QuantizedModule
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +53,6 @@ class ExportedModel:
     size_bytes: int
     op_types: dict[str, int] = field(default_factory=dict)
     int4_weights: int = 0
-
-
-def _quantized_modules(model: torch.nn.Module) -> dict[str, QuantizedModule]:
-    return {name: m for name, m in model.named_modules() if isinstance(m, QuantizedModule)}
 
 
 def _record_input_formats(
@@ -100,7 +95,7 @@ def export_form(
 ) -> torch.fx.GraphModule:
     """A copy of the converted ``model`` in export form (float in, float out, Q/DQ and capsnet ops inside)."""
     options = options or ExportOptions()
-    modules = _quantized_modules(model)
+    modules = quantized_modules(model)
     if not isinstance(model, torch.fx.GraphModule) or not modules:
         raise ExportError(
             "export_onnx takes a model quantized by the plugin (quantize_fx, or convert_fx with "

@@ -18,18 +18,23 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from capsnet_nncf_plugin.observers import quant_range
-from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
+from capsnet_nncf_plugin.core.integer_format import IntegerType, code_type, quant_range, transport_encoding
+from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
+from capsnet_nncf_plugin.core.torch_types import torch_dtype
 
 NAMESPACE = "capsnet_export"
 
-#: Integer containers by code (a custom op's schema carries an int, not a dtype).
+#: The containers the ops can store codes in, by the int a custom op's schema carries instead of a dtype.
+_CONTAINER_TYPES = (
+    IntegerType.UINT8,
+    IntegerType.INT8,
+    IntegerType.UINT16,
+    IntegerType.INT16,
+    IntegerType.INT32,
+)
 CONTAINERS: dict[int, tuple[torch.dtype, type]] = {
-    0: (torch.uint8, np.uint8),
-    1: (torch.int8, np.int8),
-    2: (torch.uint16, np.uint16),
-    3: (torch.int16, np.int16),
-    4: (torch.int32, np.int32),
+    code: (torch_dtype(container), np.dtype(container.value).type)
+    for code, container in enumerate(_CONTAINER_TYPES)
 }
 _CODE_OF_DTYPE = {dtype: code for code, (dtype, _) in CONTAINERS.items()}
 
@@ -98,21 +103,17 @@ def _dequantize_channels_fake(
 
 
 def activation_container(quantizer: PowerOfTwoQuantizer) -> tuple[torch.dtype, int]:
-    """Container and zero point of an activation between layers, as onnxruntime's fast kernels want it.
-
-    Up to 8 bits uint8 (zero point 128 when signed, so int8 x uint8 GEMMs stay on the fast path), above
-    that int16 / uint16 with zero point 0.
-    """
-    if quantizer.bits <= 8:
-        return torch.uint8, (128 if quantizer.signed else 0)
-    return (torch.int16 if quantizer.signed else torch.uint16), 0
+    """Container and zero point of an activation between layers
+    (:func:`~capsnet_nncf_plugin.core.integer_format.transport_encoding`)."""
+    encoding = transport_encoding(quantizer.bits, quantizer.signed)
+    return torch_dtype(encoding.container), encoding.zero_point
 
 
 def code_container(quantizer: PowerOfTwoQuantizer) -> torch.dtype:
     """Container of plain signed codes (what the ``capsnet`` integer ops take): int8 or int16."""
     if not quantizer.signed:
         raise ValueError("integer capsule ops take signed codes")
-    return torch.int8 if quantizer.bits <= 8 else torch.int16
+    return torch_dtype(code_type(quantizer.bits, signed=True))
 
 
 def quantize_to(

@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from capsnet_nncf_plugin.fx.custom_modules import ObservedModule
-from capsnet_nncf_plugin.fx.weight_layers import QuantizedWeights
+from capsnet_nncf_plugin.fx.observed import ObservedModule
 
 #: The float layers whose bias can absorb the error: one output channel per bias entry, along axis 1
 #: (convolutions) or the last axis (linear). A vote transform's bias, shared by all input capsules, is
@@ -74,7 +73,7 @@ class BiasCorrection:
                 if not isinstance(layer, CORRECTABLE) or layer.bias is None:
                     continue
                 weight = layer.weight.detach()
-                quantized = QuantizedWeights(weight, module.qconfig.weight(), f"{name}.weight").values
+                quantized = module.weight_quantizer().fake_quantize(weight)
                 self._errors[name] = _OutputErrorMean(layer, quantized - weight)
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch.ao.quantization.fx.custom_config import ConvertCustomConfig, PrepareCustomConfig
 
-from capsnet_nncf_plugin.fx.custom_modules import FLOAT_TO_OBSERVED, OBSERVED_TO_QUANTIZED
+from capsnet_nncf_plugin.fx.observed import FLOAT_TO_OBSERVED, OBSERVED_TO_QUANTIZED
 
 
 def get_capsnet_prepare_custom_config() -> PrepareCustomConfig:

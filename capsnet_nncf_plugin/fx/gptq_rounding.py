@@ -16,8 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from capsnet_nncf_plugin.fx.custom_modules import ObservedModule
-from capsnet_nncf_plugin.fx.weight_layers import QuantizedWeights
+from capsnet_nncf_plugin.fx.observed import ObservedModule
 from capsnet_nncf_plugin.rounding import InputMoments, gptq_layer_codes, supports_gptq
 
 
@@ -72,7 +71,7 @@ class GptqRounding:
         with torch.no_grad():
             for name, module in gptq_layers(self.prepared).items():
                 layer = module.weighted_layer()
-                quantizer = QuantizedWeights(layer.weight, module.qconfig.weight(), name).quantizer
+                quantizer = module.weight_quantizer()
                 if name not in hessians:
                     raise ValueError(f"no input moments for {name}; calibrate with GptqRounding gathering")
                 key = (name, quantizer)

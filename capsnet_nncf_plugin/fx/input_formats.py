@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from capsnet_nncf_plugin.fx.custom_modules import ObservedModule
-from capsnet_nncf_plugin.fx.element_moves import value_source
-from capsnet_nncf_plugin.observers import PowerOfTwoObserver, check_bits
+from capsnet_nncf_plugin.core.integer_format import check_bits
+from capsnet_nncf_plugin.fx.observed import ObservedModule
+from capsnet_nncf_plugin.observers import PowerOfTwoObserver
+from capsnet_nncf_plugin.quantized.element_moves import value_source
 
 #: Raw pixels carry 8 bits; an 8-bit input format with the ``hardware`` rule holds them exactly.
 MODEL_INPUT_BITS = 8

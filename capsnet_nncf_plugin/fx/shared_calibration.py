@@ -20,74 +20,24 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import torch
 
-from capsnet_nncf_plugin.fx.custom_modules import ObservedModule, RoutingObservers
-from capsnet_nncf_plugin.fx.gptq_rounding import GptqRounding
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core.clipping import DEFAULT_CLIP
+from capsnet_nncf_plugin.core.settings import QuantizationSettings
+from capsnet_nncf_plugin.fx.calibration import CalibrationStatistics, calibrate
 from capsnet_nncf_plugin.fx.input_formats import MODEL_INPUT_BITS
 from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
-from capsnet_nncf_plugin.fx.workflow import calibrate, convert_capsnet_fx, prepare_capsnet_fx
-from capsnet_nncf_plugin.observers import DEFAULT_CLIP, PowerOfTwoObserver
-from capsnet_nncf_plugin.rounding import check_weight_rounding
-
-#: The observer buffers calibration fills; every other observer state is set by the allocation.
-STATISTICS_BUFFERS = ("min_val", "max_val", "batches_seen", "sample_values", "sample_keys")
-
-
-@dataclass
-class _Statistics:
-    """What one calibration left in a prepared model, by module name."""
-
-    observers: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
-    elements: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    @staticmethod
-    def signature(prepared: torch.nn.Module) -> tuple[str, ...]:
-        """The names of the modules that hold statistics: equal signatures, interchangeable statistics."""
-        return tuple(
-            name
-            for name, module in prepared.named_modules()
-            if isinstance(module, PowerOfTwoObserver | ObservedModule | RoutingObservers)
-        )
-
-    @classmethod
-    def of(cls, prepared: torch.nn.Module) -> _Statistics:
-        statistics = cls()
-        for name, module in prepared.named_modules():
-            if isinstance(module, PowerOfTwoObserver):
-                statistics.observers[name] = {
-                    buffer: getattr(module, buffer).clone()
-                    for buffer in STATISTICS_BUFFERS
-                    if hasattr(module, buffer)
-                }
-            elif isinstance(module, ObservedModule | RoutingObservers):
-                statistics.elements[name] = dict(module.elements)
-        return statistics
-
-    def restore(self, prepared: torch.nn.Module) -> None:
-        """Give ``prepared`` these statistics; it must have the same observers (same model, any widths)."""
-        targets = _Statistics.of(prepared)
-        if set(targets.observers) != set(self.observers) or set(targets.elements) != set(self.elements):
-            raise ValueError(
-                "this prepared model has other observers than the calibrated one: the allocation changes "
-                "which tensors are quantized, not only their widths; calibrate it with quantize_fx instead"
-            )
-        for name, module in prepared.named_modules():
-            if name in self.observers:
-                for buffer, value in self.observers[name].items():
-                    setattr(module, buffer, value.clone())
-                module._cached_exponents = None
-            elif name in self.elements:
-                module.elements = dict(self.elements[name])
+from capsnet_nncf_plugin.fx.workflow import convert_capsnet_fx, prepare_capsnet_fx
 
 
 class SharedCalibration:
     """``quantize_fx(model, batches, clip=clip, allocation=...)`` for many allocations, calibrated once.
 
     The model is copied, so later changes to it do not reach the statistics. ``progress`` shows the one
-    calibration pass.
+    calibration pass. ``weight_rounding="gptq"`` rounds every allocation's weights with GPTQ on moments
+    gathered once.
     """
 
     def __init__(
@@ -103,29 +53,38 @@ class SharedCalibration:
         self.batches = list(calibration_batches)
         if not self.batches:
             raise ValueError("SharedCalibration needs at least one calibration batch")
-        self.clip = clip
+        self.settings = QuantizationSettings(clip=clip, weight_rounding=weight_rounding)
         self.input_bits = input_bits
         self.progress = progress
-        self._statistics: dict[tuple[str, ...], _Statistics] = {}
-        self.weight_rounding = check_weight_rounding(weight_rounding)
+        self._statistics: dict[tuple[str, ...], CalibrationStatistics] = {}
         self._moments: dict[str, torch.Tensor] = {}
         self._gptq_codes: dict[tuple, torch.Tensor] = {}
 
-    def quantize(self, allocation: object = None) -> torch.fx.GraphModule:
+    @property
+    def clip(self) -> str:
+        return self.settings.clip
+
+    @property
+    def weight_rounding(self) -> str:
+        return self.settings.weight_rounding
+
+    def quantize(self, allocation: BitAllocation | None = None) -> torch.fx.GraphModule:
         """The integer model of ``allocation`` (None: 8 bits everywhere), as ``quantize_fx`` builds it."""
         mapping = get_capsnet_qconfig_mapping(8, 8, 8, self.clip, allocation)
         prepared = prepare_capsnet_fx(self.model, mapping, self.batches[0], self.input_bits)
-        signature = _Statistics.signature(prepared)
-        if signature in self._statistics:
-            self._statistics[signature].restore(prepared)
-        else:
-            gathering = GptqRounding(prepared) if self.weight_rounding == "gptq" else None
-            calibrate(prepared, self.batches, self.progress)
-            self._statistics[signature] = _Statistics.of(prepared)
-            if gathering is not None:
-                self._moments.update(gathering.finish_gathering())
-        if self.weight_rounding == "gptq":
-            GptqRounding(prepared, gather=False).apply(self._moments, self._gptq_codes)
+        signature = CalibrationStatistics.signature(prepared)
+        known = self._statistics.get(signature)
+        calibrate(
+            prepared,
+            self.batches,
+            self.settings,
+            self.progress,
+            restore=known,
+            moments=self._moments,
+            gptq_memo=self._gptq_codes,
+        )
+        if known is None:
+            self._statistics[signature] = CalibrationStatistics.of(prepared)
         return convert_capsnet_fx(prepared)
 
     @property

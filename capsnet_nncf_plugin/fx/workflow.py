@@ -1,4 +1,5 @@
-"""``quantize_fx``: prepare, calibrate and convert in one call, with the plugin's configs."""
+"""``quantize_fx``: prepare, calibrate and convert in one call, with the plugin's configs; and the
+prepare and convert steps every FX-built integer model goes through."""
 
 from __future__ import annotations
 
@@ -10,19 +11,17 @@ import torch
 import torch.ao.quantization.fx.utils as torch_ao_fx_utils
 from torch.ao.quantization import QConfigMapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-from tqdm.auto import tqdm
 
-from capsnet_nncf_plugin.fx.bias_correction import BiasCorrection
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core.settings import QuantizationSettings
+from capsnet_nncf_plugin.fx.calibration import calibrate
 from capsnet_nncf_plugin.fx.custom_configs import (
     get_capsnet_convert_custom_config,
     get_capsnet_prepare_custom_config,
 )
-from capsnet_nncf_plugin.fx.gptq_rounding import GptqRounding
 from capsnet_nncf_plugin.fx.input_formats import MODEL_INPUT_BITS, separate_input_formats
 from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
-from capsnet_nncf_plugin.observers import DEFAULT_CLIP
 from capsnet_nncf_plugin.patterns import get_capsnet_backend_config
-from capsnet_nncf_plugin.rounding import check_weight_rounding
 
 
 def release_models_held_by_torch_ao() -> None:
@@ -67,45 +66,6 @@ def prepare_capsnet_fx(
     return separate_input_formats(prepared, input_bits)
 
 
-def check_rounding_options(weight_rounding: str, bias_correction: bool) -> str:
-    """``weight_rounding`` if valid and not combined with bias correction, else ``ValueError``."""
-    check_weight_rounding(weight_rounding)
-    if weight_rounding == "gptq" and bias_correction:
-        raise ValueError(
-            "GPTQ and bias correction do not combine: GPTQ's error feedback already moves the outputs "
-            "back, and a bias measured for round-to-nearest weights would be wrong for GPTQ's; pick one "
-            "(weight_rounding='gptq' or bias_correction=True)"
-        )
-    return weight_rounding
-
-
-def calibrate(
-    prepared: torch.nn.Module,
-    batches: Iterable[torch.Tensor],
-    progress: bool = False,
-    bias_correction: bool = False,
-    weight_rounding: str = "nearest",
-) -> GptqRounding | None:
-    """Run ``batches`` through a prepared model so that its observers see them.
-
-    ``bias_correction``: also measure the mean output error of each layer's quantized weights on these
-    batches and subtract it from the layer's bias (see ``bias_correction.py``), ready for ``convert_fx``.
-    ``weight_rounding="gptq"``: also gather each layer's input moments and round its weights with GPTQ
-    (see ``gptq_rounding.py``); the ``GptqRounding`` is returned, its moments reusable.
-    """
-    check_rounding_options(weight_rounding, bias_correction)
-    correction = BiasCorrection(prepared) if bias_correction else None
-    rounding = GptqRounding(prepared) if weight_rounding == "gptq" else None
-    with torch.no_grad():
-        for batch in tqdm(list(batches), desc="calibrate", disable=not progress, leave=False):
-            prepared(batch)
-    if correction is not None:
-        correction.apply()
-    if rounding is not None:
-        rounding.apply()
-    return rounding
-
-
 def convert_capsnet_fx(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """``convert_fx`` with the plugin's configs: the integer model."""
     with warnings.catch_warnings():
@@ -127,7 +87,7 @@ def quantize_fx(
     activation_bits: int = 8,
     routing_bits: int = 8,
     clip: str | None = None,
-    allocation: object = None,
+    allocation: BitAllocation | None = None,
     progress: bool = False,
     weight_observer: type | None = None,
     activation_observer: type | None = None,
@@ -146,29 +106,40 @@ def quantize_fx(
     see docs/fx.md). ``weight_rounding``: ``"nearest"`` or ``"gptq"`` (each layer's weights rounded with
     error feedback on its calibration inputs, see docs/fx.md; not with bias correction).
 
-    ``clip``, ``bias_correction`` and ``weight_rounding`` left at None take what ``allocation.info``
-    records (the settings its search measured with, see ``allocate``), else ``"hardware"``, no bias
-    correction and ``"nearest"``.
+    ``clip``, ``bias_correction`` and ``weight_rounding`` left at None take the allocation's settings (the
+    ones its search measured with, see ``allocate``), else ``"hardware"``, no bias correction and
+    ``"nearest"``.
     """
     batches = list(calibration_batches)
     if not batches:
         raise ValueError("quantize_fx needs at least one calibration batch")
-    recorded = getattr(allocation, "info", None) or {}
-    clip = str(recorded.get("clip", DEFAULT_CLIP)) if clip is None else clip
-    if bias_correction is None:
-        bias_correction = bool(recorded.get("bias_correction", False))
-    if weight_rounding is None:
-        weight_rounding = str(recorded.get("weight_rounding", "nearest"))
-    check_rounding_options(weight_rounding, bias_correction)
+    settings = resolve_settings(allocation, clip, bias_correction, weight_rounding)
     qconfig_mapping = get_capsnet_qconfig_mapping(
         weight_bits,
         activation_bits,
         routing_bits,
-        clip,
+        settings.clip,
         allocation,
         weight_observer=weight_observer,
         activation_observer=activation_observer,
     )
     prepared = prepare_capsnet_fx(model, qconfig_mapping, batches[0], input_bits)
-    calibrate(prepared, batches, progress, bias_correction, weight_rounding)
+    calibrate(prepared, batches, settings, progress)
     return convert_capsnet_fx(prepared)
+
+
+def resolve_settings(
+    allocation: BitAllocation | None,
+    clip: str | None = None,
+    bias_correction: bool | None = None,
+    weight_rounding: str | None = None,
+) -> QuantizationSettings:
+    """The settings to quantize with: each one given explicitly, else the allocation's, else the default."""
+    recorded = (
+        allocation.resolved_settings() if isinstance(allocation, BitAllocation) else QuantizationSettings()
+    )
+    return QuantizationSettings(
+        clip=recorded.clip if clip is None else clip,
+        bias_correction=recorded.bias_correction if bias_correction is None else bias_correction,
+        weight_rounding=recorded.weight_rounding if weight_rounding is None else weight_rounding,
+    )

@@ -4,6 +4,12 @@ A configuration is a dict, or a JSON or YAML file holding one. Everything outsid
 ``nncf.quantize`` unchanged after validation against its signature; string values become NNCF's enums and
 nested dicts its parameter dataclasses. The NNCF 2.x layout (``{"compression": [...]}``) is translated by
 :mod:`capsnet_nncf_plugin.nncf.legacy_config`.
+
+Every value is checked against the annotation of the ``nncf.quantize`` parameter (or dataclass field) it
+fills, recursively: booleans are booleans, counts positive integers, numbers finite, enums their names or
+values, lists lists (a string is never split into characters), regular expressions compilable. A value that
+fails is a :class:`ConfigError` naming the key and the fix, here, instead of a failure deep inside NNCF
+that never names the key.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import dataclasses
 import enum
 import inspect
 import json
+import math
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -24,15 +32,44 @@ import nncf
 from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
-from capsnet_nncf_plugin.observers import check_bits
-from capsnet_nncf_plugin.observers.clipping import check_clip_mode
+from capsnet_nncf_plugin.core.clipping import check_clip_mode
+from capsnet_nncf_plugin.core.integer_format import check_bits
+from capsnet_nncf_plugin.errors import ConfigError
 
 #: ``nncf.quantize`` arguments that are not configuration.
 _CALL_ARGUMENTS = ("model", "calibration_dataset")
 
 
-class ConfigError(ValueError):
-    """A configuration the NNCF adapter cannot use; the message names the key and the fix."""
+#: Integer arguments that count something (calibration samples, bits): at least 1.
+_COUNTS = frozenset({"subset_size", "num_bits"})
+
+#: The largest tolerance, in percentage points of accuracy, that means anything.
+MAX_TOLERANCE = 100.0
+
+
+class _TypeMismatch(ConfigError):
+    """``value`` is not of the type the annotation at ``key`` names (a union tries its next option)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _show(value: Any) -> str:
+    """A value as the configuration file spells it, shortened: ``'ten'``, ``-1``, ``null``, ``a list``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        text = repr(value)
+        return text if len(text) <= 40 else f"{text[:37]}..."
+    return f"a {type(value).__name__}"
+
+
+def _keys_text(keys: Any) -> list[str]:
+    # Keys from YAML may be numbers or null; sorting them as text never compares a str with an int.
+    return sorted(str(key) for key in keys)
 
 
 @dataclass(frozen=True)
@@ -59,24 +96,45 @@ class CapsnetSection:
             raise ConfigError(
                 "capsnet: give either 'method' (search an allocation) or 'allocation' (a file), not both"
             )
+        if self.method is not None:
+            from capsnet_nncf_plugin.allocation import available_methods  # lazy: plugins load on first use
+
+            methods = available_methods()
+            if not isinstance(self.method, str) or self.method not in methods:
+                raise ConfigError(f"capsnet.method must be one of {methods}, got {_show(self.method)}")
+        if self.allocation is not None and not isinstance(self.allocation, (str, os.PathLike)):
+            raise ConfigError(
+                "capsnet.allocation must be the path of a BitAllocation JSON file, got "
+                f"{_show(self.allocation)}"
+            )
         for key in ("weight_bits", "activation_bits", "routing_bits"):
             value = getattr(self, key)
             try:
                 check_bits(value, f"capsnet.{key}")
             except (TypeError, ValueError) as error:
                 raise ConfigError(str(error)) from None
-        if self.criterion not in CRITERIA:
-            raise ConfigError(f"capsnet.criterion must be one of {list(CRITERIA)}, got {self.criterion!r}")
+        if not isinstance(self.criterion, str) or self.criterion not in CRITERIA:
+            raise ConfigError(
+                f"capsnet.criterion must be one of {list(CRITERIA)}, got {_show(self.criterion)}"
+            )
         try:
             check_clip_mode(self.clip)
-        except ValueError as error:
+        # A list or dict is not a mode either (and cannot be looked up): the same error.
+        except (TypeError, ValueError) as error:
             raise ConfigError(f"capsnet.clip: {error}") from None
-        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)):
+        if (
+            isinstance(self.tolerance, bool)
+            or not isinstance(self.tolerance, (int, float))
+            or not math.isfinite(self.tolerance)
+        ):
             raise ConfigError(
-                f"capsnet.tolerance must be a number of percentage points, got {self.tolerance!r}"
+                f"capsnet.tolerance must be a finite number of percentage points, got {_show(self.tolerance)}"
             )
-        if self.tolerance < 0:
-            raise ConfigError(f"capsnet.tolerance must be >= 0 percentage points, got {self.tolerance}")
+        if not 0 <= self.tolerance <= MAX_TOLERANCE:
+            raise ConfigError(
+                f"capsnet.tolerance must be >= 0 and <= {MAX_TOLERANCE:g} percentage points, got "
+                f"{self.tolerance}"
+            )
 
     @classmethod
     def from_dict(cls, data: Any) -> CapsnetSection:
@@ -85,7 +143,7 @@ class CapsnetSection:
         if not isinstance(data, Mapping):
             raise ConfigError(f"the 'capsnet' section must be a mapping, got {type(data).__name__}")
         known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = _keys_text(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown key(s) in 'capsnet': {unknown}; known keys: {sorted(known)}")
         return cls(**data)
@@ -109,10 +167,20 @@ def quantize_parameters() -> dict[str, inspect.Parameter]:
 def read_config_file(path: str | os.PathLike) -> Any:
     """The mapping in a JSON (``.json``) or YAML (``.yaml``/``.yml``) file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"configuration file {path} is a directory; pass the .json or .yaml file in it")
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist")
-    text = path.read_text()
-    if path.suffix.lower() in (".yaml", ".yml"):
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".yaml", ".yml"):
+        raise ConfigError(f"{path}: a configuration file ends in .json, .yaml or .yml")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {error.start} cannot be decoded); save it as UTF-8"
+        ) from None
+    if suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
@@ -120,13 +188,16 @@ def read_config_file(path: str | os.PathLike) -> Any:
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    if path.suffix.lower() != ".json":
-        raise ConfigError(f"{path}: a configuration file ends in .json, .yaml or .yml")
+            # PyYAML's messages span lines (with a context excerpt): one line here.
+            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+        except RecursionError:
+            raise ConfigError(f"{path} nests its values too deeply to be a configuration") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests its values too deeply to be a configuration") from None
 
 
 def load_config(config: Mapping[str, Any] | str | os.PathLike | None) -> NNCFQuantizationConfig:
@@ -155,7 +226,7 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike | None) -> NNCFQua
 def build_quantize_kwargs(raw: Mapping[str, Any]) -> dict[str, Any]:
     """``raw`` checked against ``nncf.quantize``'s signature, with strings and dicts made NNCF objects."""
     parameters = quantize_parameters()
-    unknown = sorted(set(raw) - set(parameters))
+    unknown = _keys_text(set(raw) - set(parameters))
     if unknown:
         raise ConfigError(
             f"unknown nncf.quantize argument(s) {unknown}; nncf {nncf.__version__} accepts "
@@ -190,52 +261,156 @@ def _without_overflow_fix(advanced: AdvancedQuantizationParameters | None) -> Ad
     return dataclasses.replace(advanced, overflow_fix=OverflowFix.DISABLE)
 
 
-def _options(annotation: Any) -> tuple[Any, ...]:
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return tuple(option for option in typing.get_args(annotation) if option is not type(None))
-    return (annotation,)
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def _type_name(annotation: Any) -> str:
+    """How a message names what a key takes."""
+    if annotation is bool:
+        return "true or false"
+    if annotation is int:
+        return "an integer"
+    if annotation is float:
+        return "a finite number"
+    if annotation is str:
+        return "a string"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return f"one of {[member.value for member in annotation]}"
+    if dataclasses.is_dataclass(annotation):
+        return f"a mapping of {annotation.__name__} fields"
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation) or (Any,)
+        return "a list" if item is Any else f"a list of {_type_name(item).removeprefix('a ')}s"
+    if typing.get_origin(annotation) is dict:
+        return "a mapping"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def _convert(value: Any, annotation: Any, key: str) -> Any:
-    """A JSON value as the type ``annotation`` names: enums from names/values, dataclasses from dicts."""
+    """A JSON value as the type ``annotation`` names (enums from names/values, dataclasses from dicts),
+    checked on the way; ``key`` is the dotted path messages name."""
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return value
+    if _is_union(annotation):
+        return _convert_union(value, typing.get_args(annotation), key)
     if value is None:
-        return None
-    for option in _options(annotation):
-        if isinstance(option, type) and issubclass(option, enum.Enum):
-            if isinstance(value, option):
-                return value
-            if isinstance(value, str):
-                return _enum_member(option, value, key)
-        if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
-            fields = {field.name for field in dataclasses.fields(option)}
-            if set(value) <= fields:
-                return _dataclass(option, value, key)
-        if option is nncf.IgnoredScope and isinstance(value, Mapping):
-            return _dataclass(option, value, key)
-    dataclass_options = [o for o in _options(annotation) if dataclasses.is_dataclass(o)]
-    if dataclass_options and isinstance(value, Mapping):
-        fields = sorted({f.name for o in dataclass_options for f in dataclasses.fields(o)})
-        unknown = sorted(set(value) - set(fields))
-        raise ConfigError(f"unknown key(s) {unknown} in '{key}'; known keys: {fields}")
+        raise _TypeMismatch(
+            key, f"'{key}' must be {_type_name(annotation)}, got null; give a value or leave it out"
+        )
+    leaf = key.rsplit(".", 1)[-1].split("[", 1)[0]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise _TypeMismatch(key, f"'{key}' must be true or false, got {_show(value)}")
+        return value
+    if annotation is int:
+        # bool is an int subclass, and 1.5 or "10" are not counts: both are refused.
+        if isinstance(value, bool) or not isinstance(value, int):
+            kind = "a positive integer" if leaf in _COUNTS else "an integer"
+            raise _TypeMismatch(key, f"'{key}' must be {kind}, got {_show(value)}")
+        if leaf in _COUNTS and value < 1:
+            raise ConfigError(f"'{key}' counts something, so it must be a positive integer, got {value}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _TypeMismatch(key, f"'{key}' must be a finite number, got {_show(value)}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise _TypeMismatch(key, f"'{key}' must be a string, got {_show(value)}")
+        return value
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return _enum_member(annotation, value, key)
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, Mapping):
+            raise _TypeMismatch(key, f"'{key}' must be {_type_name(annotation)}, got {_show(value)}")
+        return _dataclass(annotation, value, key)
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (Any,)
+        if isinstance(value, str):
+            # A string is iterable: taken as a list, "conv1" would become ["c", "o", "n", "v", "1"].
+            raise _TypeMismatch(
+                key,
+                f"'{key}' must be {_type_name(annotation)}, got the string {_show(value)}; write [{value!r}]",
+            )
+        if not isinstance(value, (list, tuple)):
+            raise _TypeMismatch(key, f"'{key}' must be {_type_name(annotation)}, got {_show(value)}")
+        return [_convert(element, item, f"{key}[{index}]") for index, element in enumerate(value)]
+    if origin is dict:
+        key_type, value_type = typing.get_args(annotation) or (Any, Any)
+        if not isinstance(value, Mapping):
+            raise _TypeMismatch(key, f"'{key}' must be a mapping, got {_show(value)}")
+        return {
+            _convert(name, key_type, f"{key} key"): _convert(entry, value_type, f"{key}.{name}")
+            for name, entry in value.items()
+        }
+    if isinstance(annotation, type) and not isinstance(value, annotation):
+        raise _TypeMismatch(key, f"'{key}' must be {_type_name(annotation)}, got {_show(value)}")
     return value
 
 
-def _enum_member(enum_type: type[enum.Enum], value: str, key: str) -> enum.Enum:
+def _convert_union(value: Any, options: tuple[Any, ...], key: str) -> Any:
+    if value is None and type(None) in options:
+        return None
+    candidates = [option for option in options if option is not type(None)]
+    mismatches: list[_TypeMismatch] = []
+    for option in candidates:
+        try:
+            return _convert(value, option, key)
+        except _TypeMismatch as error:
+            if error.key != key:
+                raise  # the value had this option's shape; its problem is deeper, and named there
+            mismatches.append(error)
+    if len(mismatches) == 1:
+        raise mismatches[0]
+    dataclass_options = [option for option in candidates if dataclasses.is_dataclass(option)]
+    if isinstance(value, Mapping) and len(dataclass_options) == len(candidates):
+        fields = sorted({field.name for option in candidates for field in dataclasses.fields(option)})
+        unknown = _keys_text(set(value) - set(fields))
+        raise _TypeMismatch(key, f"unknown key(s) {unknown} in '{key}'; known keys: {fields}")
+    expected = " or ".join(_type_name(option) for option in candidates)
+    raise _TypeMismatch(key, f"'{key}' must be {expected}, got {_show(value)}")
+
+
+def _enum_member(enum_type: type[enum.Enum], value: Any, key: str) -> enum.Enum:
+    if isinstance(value, enum_type):
+        return value
     for member in enum_type:
-        if value in (member.value, member.name) or value.upper() == member.name:
+        if isinstance(value, str) and (value in (member.value, member.name) or value.upper() == member.name):
+            return member
+        # Enums with non-string values (numbers) accept the value itself; a bool is never a number here.
+        if not isinstance(value, (str, bool)) and type(value) is type(member.value) and value == member.value:
             return member
     choices = [member.value for member in enum_type]
-    raise ConfigError(f"'{key}': {value!r} is not one of {choices}")
+    raise _TypeMismatch(key, f"'{key}': {_show(value)} is not one of {choices}")
 
 
 def _dataclass(cls: type, data: Mapping[str, Any], key: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {field.name for field in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - fields)
+    unknown = _keys_text(set(data) - fields)
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in '{key}'; known keys: {sorted(fields)}")
+        raise _TypeMismatch(key, f"unknown key(s) {unknown} in '{key}'; known keys: {sorted(fields)}")
     arguments = {name: _convert(value, hints.get(name, Any), f"{key}.{name}") for name, value in data.items()}
+    if cls is nncf.IgnoredScope:
+        _check_patterns(arguments.get("patterns", []), f"{key}.patterns")
     try:
         return cls(**arguments)
-    except (TypeError, ValueError) as error:
+    # NNCF's dataclasses validate some fields themselves (nncf.ValidationError is not a ValueError).
+    except (TypeError, ValueError, nncf.ValidationError) as error:
         raise ConfigError(f"'{key}': {error}") from None
+
+
+def _check_patterns(patterns: list[str], key: str) -> None:
+    """NNCF compiles ignored-scope patterns only once it matches them against the graph: compile now."""
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ConfigError(
+                f"'{key}[{index}]' {pattern!r} is not a valid regular expression ({error}); fix the pattern "
+                "(escape special characters such as ( [ { with a backslash)"
+            ) from None

@@ -16,10 +16,12 @@ instead, never silently dropped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from capsnet_nncf_plugin.nncf.config import ConfigError
+from capsnet_nncf_plugin.core.integer_format import check_bits
+from capsnet_nncf_plugin.errors import ConfigError
 
 #: The plugin's algorithm entry in a 2.x ``compression`` list; its keys are the ``capsnet`` section's.
 CAPSNET_ALGORITHM = "capsnet_progressive_bitwidth"
@@ -70,16 +72,47 @@ def _bits_and_mode(section: Mapping[str, Any], path: str) -> int | None:
             f"'{path}.mode' is {mode!r}: the plugin's integer ops use symmetric power-of-two scales; "
             "set it to 'symmetric'"
         )
-    return section.get("bits")
+    bits = section.get("bits")
+    if bits is not None:
+        try:
+            check_bits(bits, f"'{path}.bits'")
+        except (TypeError, ValueError) as error:
+            raise ConfigError(str(error)) from None
+    return bits
+
+
+_SCOPES_PATH = "compression[quantization].ignored_scopes"
+_REGEX_PREFIX = "{re}"
 
 
 def _ignored_scope(scopes: Any) -> dict[str, list[str]]:
-    names = [scopes] if isinstance(scopes, str) else list(scopes)
+    # NNCF 2.x took one scope as a plain string: it is one name, never a list of its characters.
+    names = [scopes] if isinstance(scopes, str) else scopes
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ConfigError(
+            f"'{_SCOPES_PATH}' must be a list of node names (strings; '{_REGEX_PREFIX}' marks a regular "
+            f"expression), got {type(scopes).__name__} {scopes!r:.60}"
+        )
     # 2.x marked regular expressions with a "{re}" prefix; 3.x keeps them apart as patterns.
-    return {
-        "names": [s for s in names if not s.startswith("{re}")],
-        "patterns": [s[len("{re}") :] for s in names if s.startswith("{re}")],
-    }
+    patterns = [name[len(_REGEX_PREFIX) :] for name in names if name.startswith(_REGEX_PREFIX)]
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ConfigError(
+                f"'{_SCOPES_PATH}': '{_REGEX_PREFIX}{pattern}' is not a valid regular expression ({error}); "
+                "fix the pattern (escape special characters such as ( [ { with a backslash)"
+            ) from None
+    return {"names": [name for name in names if not name.startswith(_REGEX_PREFIX)], "patterns": patterns}
+
+
+def _num_init_samples(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            "'compression[quantization].initializer.range.num_init_samples' counts calibration samples, so "
+            f"it must be a positive integer, got {value!r:.60}"
+        )
+    return value
 
 
 def _quantization(algorithm: Mapping[str, Any], kwargs: dict[str, Any], capsnet: dict[str, Any]) -> None:
@@ -90,7 +123,7 @@ def _quantization(algorithm: Mapping[str, Any], kwargs: dict[str, Any], capsnet:
     value_range = _mapping(initializer.get("range", {}), "initializer.range")
     _check_keys(value_range, {"num_init_samples", "type"}, "compression[quantization].initializer.range")
     if "num_init_samples" in value_range:
-        kwargs["subset_size"] = value_range["num_init_samples"]
+        kwargs["subset_size"] = _num_init_samples(value_range["num_init_samples"])
     range_type = value_range.get("type", "min_max")
     if range_type != "min_max":
         raise ConfigError(
@@ -118,10 +151,19 @@ def translate_legacy_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], 
     algorithms = config.get("compression", [])
     if isinstance(algorithms, Mapping):
         algorithms = [algorithms]
+    if not isinstance(algorithms, list):
+        raise ConfigError(
+            f"NNCF 2.x key 'compression' must be a list of algorithm entries, got {type(algorithms).__name__}"
+        )
     seen = set()
     for algorithm in algorithms:
         algorithm = _mapping(algorithm, "compression[]")
         name = algorithm.get("algorithm")
+        if not isinstance(name, str):
+            raise ConfigError(
+                f"an entry of 'compression' has algorithm {name!r:.60}; name it, e.g. "
+                f'{{"algorithm": "quantization"}} or {{"algorithm": "{CAPSNET_ALGORITHM}"}}'
+            )
         if name in seen:
             raise ConfigError(f"compression lists algorithm {name!r} twice; keep one entry")
         seen.add(name)

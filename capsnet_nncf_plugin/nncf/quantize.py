@@ -33,16 +33,17 @@ import torch
 from nncf.torch.function_hook import get_hook_storage
 from nncf.torch.quantization.layers import BaseQuantizer
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
-from capsnet_nncf_plugin.fx.points import quantization_points
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core.integer_format import quant_range
+from capsnet_nncf_plugin.core.settings import QuantizationSettings
+from capsnet_nncf_plugin.fx.calibration import calibrate
 from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
-from capsnet_nncf_plugin.fx.workflow import calibrate, convert_capsnet_fx, prepare_capsnet_fx
+from capsnet_nncf_plugin.fx.workflow import convert_capsnet_fx, prepare_capsnet_fx
 from capsnet_nncf_plugin.nncf.config import CapsnetSection, ConfigError, load_config, quantize_parameters
 from capsnet_nncf_plugin.nncf.metatypes import register_capsule_metatypes
 from capsnet_nncf_plugin.nncf.quantizer import PowerOfTwoSymmetricQuantizer, use_power_of_two_quantizers
-from capsnet_nncf_plugin.observers import PowerOfTwoObserver
-from capsnet_nncf_plugin.observers.fixed_range_observer import FixedRangeObserver
-from capsnet_nncf_plugin.observers.integer_format import quant_range
+from capsnet_nncf_plugin.observers import FixedRangeObserver, PowerOfTwoObserver
+from capsnet_nncf_plugin.quantized import quantization_points
 
 LOGGER = logging.getLogger(__name__)
 
@@ -79,14 +80,18 @@ def quantize(
     config: Mapping[str, Any] | str | os.PathLike | None = None,
     validation_dataset: torch.utils.data.Dataset | None = None,
     progress: bool = False,
+    allocation: BitAllocation | None = None,
 ) -> torch.fx.GraphModule:
     """Quantize ``model`` (left untouched) with NNCF and the user's configuration; the integer model.
 
     ``calibration_dataset``: an ``nncf.Dataset`` or image batches; ``config``: a dict or JSON/YAML file of
     ``nncf.quantize`` arguments plus a ``"capsnet"`` section, or an NNCF 2.x configuration (docs/nncf.md);
-    ``validation_dataset``: labelled images, needed when ``capsnet.method`` searches an allocation.
+    ``validation_dataset``: labelled images, needed when ``capsnet.method`` searches an allocation;
+    ``allocation``: per-layer bits as an object (instead of ``capsnet.allocation``, a file).
     """
-    return quantize_with_report(model, calibration_dataset, config, validation_dataset, progress).model
+    return quantize_with_report(
+        model, calibration_dataset, config, validation_dataset, progress, allocation
+    ).model
 
 
 def quantize_with_report(
@@ -95,6 +100,7 @@ def quantize_with_report(
     config: Mapping[str, Any] | str | os.PathLike | None = None,
     validation_dataset: torch.utils.data.Dataset | None = None,
     progress: bool = False,
+    allocation: BitAllocation | None = None,
 ) -> NNCFQuantization:
     """``quantize``, also returning NNCF's own model and how its ranges reached the integer model."""
     settings = load_config(config)
@@ -107,7 +113,7 @@ def quantize_with_report(
     subset_size = settings.quantize_kwargs.get("subset_size", quantize_parameters()["subset_size"].default)
     batches = _calibration_batches(dataset, subset_size)
     float_model = copy.deepcopy(model).eval()
-    allocation = _allocation(settings.capsnet, float_model, batches, validation_dataset, progress)
+    allocation = _allocation(settings.capsnet, allocation, float_model, batches, validation_dataset, progress)
 
     with use_power_of_two_quantizers():
         nncf_model = nncf.quantize(copy.deepcopy(float_model), dataset, **settings.quantize_kwargs)
@@ -126,7 +132,7 @@ def quantize_with_report(
         weight_clip=lambda bits: "minmax" if keeps_nncf_range(bits) else "mse",
     )
     prepared = prepare_capsnet_fx(float_model, mapping, batches[0])
-    calibrate(prepared, batches, progress)
+    calibrate(prepared, batches, progress=progress)
     sources, unmatched, weights = _transfer_ranges(nncf_model, quantizers, prepared, batches[0])
     observers = _plugin_observers(prepared)
     activation_bits: dict[BaseQuantizer, int] = {}
@@ -159,19 +165,27 @@ def _calibration_batches(dataset: nncf.Dataset, subset_size: int) -> list[torch.
 
 def _allocation(
     capsnet: CapsnetSection,
+    given: BitAllocation | None,
     model: torch.nn.Module,
     batches: list[torch.Tensor],
     validation: torch.utils.data.Dataset | None,
     progress: bool,
 ) -> BitAllocation | None:
-    if capsnet.allocation is not None:
-        allocation = BitAllocation.load(capsnet.allocation)
-        if allocation.info.get("weight_rounding", "nearest") != "nearest":
+    """The allocation to quantize with: the one passed in, ``capsnet.allocation``'s file, a search with
+    ``capsnet.method``, or none (uniform bits)."""
+    if given is not None and (capsnet.allocation is not None or capsnet.method is not None):
+        raise ConfigError(
+            "an allocation was passed to quantize() and the configuration's capsnet section names "
+            f"{'allocation' if capsnet.allocation is not None else 'method'} too: keep one"
+        )
+    if given is not None or capsnet.allocation is not None:
+        allocation = given if given is not None else BitAllocation.load(capsnet.allocation)
+        rounding = allocation.resolved_settings().weight_rounding
+        if rounding != "nearest":
             raise ConfigError(
-                f"capsnet.allocation {capsnet.allocation} was searched with "
-                f"{allocation.info['weight_rounding']} weight rounding, which the NNCF flow does not apply "
-                "(its weights are rounded to nearest, so the allocation's accuracy would not hold); "
-                "quantize it with the FX flow (quantize_fx, or `capsq quantize --flow fx`)"
+                f"the allocation was searched with {rounding} weight rounding, which the NNCF flow does not "
+                "apply (its weights are rounded to nearest, so the allocation's accuracy would not hold); "
+                "quantize it with the FX flow (quantize_fx, or `capsq run --flow fx`)"
             )
         return allocation
     if capsnet.method is None:
@@ -190,7 +204,7 @@ def _allocation(
         method=capsnet.method,
         tolerance=capsnet.tolerance,
         criterion=capsnet.criterion,
-        clip=capsnet.clip,
+        settings=QuantizationSettings(clip=capsnet.clip),
         progress=progress,
     )
 

@@ -2,7 +2,7 @@
 
 NNCF's ``SymmetricQuantizer`` keeps ``scale`` = the top of the range, with a step of
 ``scale / level_high``. This subclass keeps NNCF's calibrated range as its parameter but reads the step as
-the power of two that covers it (the ``minmax`` rule of :mod:`capsnet_nncf_plugin.observers.clipping`), and
+the power of two that covers it (the ``minmax`` rule of :mod:`capsnet_nncf_plugin.core.clipping`), and
 quantizes with the plugin's own plain-torch kernel, so NNCF needs no compiled extension and every value
 agrees with the FX flow's quantizers bit for bit.
 """

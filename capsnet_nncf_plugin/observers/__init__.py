@@ -1,11 +1,20 @@
-"""Power-of-two quantization: the core arithmetic, the clipping rules, and torch.ao observers over them.
+"""torch.ao observers and fake quantization over the power-of-two core.
 
-The core (:mod:`.power_of_two`, :mod:`.clipping`, :mod:`.fixed_ranges`) is plain torch and the one place
-the maths exists; the observer and fake-quantize classes are thin torch.ao shells over it. See
-docs/observers.md.
+The maths (integer formats, power-of-two arithmetic, clipping rules, fixed ranges) lives once in
+:mod:`capsnet_nncf_plugin.core`, which imports no torch.ao; the classes here are thin torch.ao shells over
+it, and :func:`freeze` turns a calibrated one into the integer model's ``PowerOfTwoQuantizer``. The core's
+names are re-exported here, where they were first documented. See docs/observers.md.
 """
 
-from capsnet_nncf_plugin.observers.clipping import (
+from capsnet_nncf_plugin.core.arithmetic import (
+    MAX_EXPONENT,
+    MIN_EXPONENT,
+    dequantize,
+    fake_quantize,
+    power_of_two,
+    quantize,
+)
+from capsnet_nncf_plugin.core.clipping import (
     CLIP_MODES,
     DEFAULT_CLIP,
     DEFAULT_PERCENTILE,
@@ -17,27 +26,20 @@ from capsnet_nncf_plugin.observers.clipping import (
     quantization_mse,
     smallest_exponent_covering,
 )
-from capsnet_nncf_plugin.observers.errors import CalibrationError
-from capsnet_nncf_plugin.observers.fake_quantize import PowerOfTwoFakeQuantize
-from capsnet_nncf_plugin.observers.fixed_range_observer import FixedRangeObserver
-from capsnet_nncf_plugin.observers.fixed_ranges import (
+from capsnet_nncf_plugin.core.fixed_ranges import (
     coupling_coefficient_exponent,
     fixed_exponent_for_range,
     squash_output_exponent,
 )
-from capsnet_nncf_plugin.observers.integer_format import MAX_BITS, MIN_BITS, check_bits, quant_range
+from capsnet_nncf_plugin.core.integer_format import MAX_BITS, MIN_BITS, check_bits, quant_range
+from capsnet_nncf_plugin.errors import CalibrationError
+from capsnet_nncf_plugin.observers.fake_quantizer import PowerOfTwoFakeQuantize
+from capsnet_nncf_plugin.observers.fixed_range_observer import FixedRangeObserver
+from capsnet_nncf_plugin.observers.freeze import freeze
 from capsnet_nncf_plugin.observers.observer import (
     DEFAULT_RESERVOIR_SIZE,
     PowerOfTwoObserver,
     PowerOfTwoPerChannelObserver,
-)
-from capsnet_nncf_plugin.observers.power_of_two import (
-    MAX_EXPONENT,
-    MIN_EXPONENT,
-    dequantize,
-    fake_quantize,
-    power_of_two,
-    quantize,
 )
 from capsnet_nncf_plugin.observers.presets import (
     coupling_observer,
@@ -68,6 +70,7 @@ __all__ = [
     "dequantize",
     "fake_quantize",
     "fixed_exponent_for_range",
+    "freeze",
     "get_pot_qconfig",
     "hardware_exponent",
     "minmax_exponent",

@@ -15,30 +15,21 @@ from typing import Any
 
 import torch
 
-from capsnet_nncf_plugin.observers.integer_format import quant_range
+from capsnet_nncf_plugin.core.arithmetic import power_of_two
+from capsnet_nncf_plugin.core.integer_format import carrier_encoding, quant_range
+from capsnet_nncf_plugin.core.torch_types import TORCH_QUANTIZED_DTYPES
 from capsnet_nncf_plugin.observers.observer import PowerOfTwoObserver
-from capsnet_nncf_plugin.observers.power_of_two import power_of_two
 
 
 def container_dtype(bits: int) -> torch.dtype:
-    """The torch.ao dtype that holds a ``bits``-wide format of either sign."""
-    return torch.quint8 if bits <= 8 else torch.qint32
+    """The torch.ao dtype that holds a ``bits``-wide format of either sign (its carrier's container)."""
+    return TORCH_QUANTIZED_DTYPES[carrier_encoding(bits, signed=True).container]
 
 
 def container_zero_point(bits: int, signed: bool) -> int:
-    """Zero point that places a ``bits``-wide format inside its container and tells its sign.
-
-    quint8: 128 for signed formats (the uint8 encoding onnxruntime's fast kernels want), 0 for unsigned.
-    qint32: 0 for signed formats, ``-2**(bits-1)`` for unsigned ones.
-    """
-    if bits <= 8:
-        return 128 if signed else 0
-    return 0 if signed else -(2 ** (bits - 1))
-
-
-def signed_from_container(dtype: torch.dtype, zero_point: int) -> bool:
-    """Inverse of :func:`container_zero_point` for the sign: read it back from a quantized tensor."""
-    return zero_point != 0 if dtype == torch.quint8 else zero_point == 0
+    """Zero point that places a ``bits``-wide format inside its container and tells its sign
+    (:func:`~capsnet_nncf_plugin.core.integer_format.carrier_encoding`)."""
+    return carrier_encoding(bits, signed).zero_point
 
 
 class PowerOfTwoActivationObserver(PowerOfTwoObserver):

@@ -1,9 +1,5 @@
-"""The observers' user-facing error: calibration went wrong in a way the user can fix."""
+"""The observers' user-facing error (defined with the others in :mod:`capsnet_nncf_plugin.errors`)."""
 
-from __future__ import annotations
+from capsnet_nncf_plugin.errors import CalibrationError
 
-from capsnet_nncf_plugin.errors import CapsqError
-
-
-class CalibrationError(CapsqError):
-    """An observer cannot produce a scale: it saw no data, or it saw NaN or infinite values."""
+__all__ = ["CalibrationError"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch.ao.quantization.observer import FixedQParamsObserver
 
-from capsnet_nncf_plugin.observers.fixed_ranges import fixed_exponent_for_range
-from capsnet_nncf_plugin.observers.integer_format import quant_range
+from capsnet_nncf_plugin.core.arithmetic import power_of_two
+from capsnet_nncf_plugin.core.fixed_ranges import fixed_exponent_for_range
+from capsnet_nncf_plugin.core.integer_format import quant_range
 from capsnet_nncf_plugin.observers.observer import check_finite
-from capsnet_nncf_plugin.observers.power_of_two import power_of_two
 from capsnet_nncf_plugin.observers.torch_ao_dtype import check_dtype_holds_format, torch_ao_dtype
 
 

@@ -2,7 +2,7 @@
 
 A thin shell over the core: statistics in buffers (so a calibrated prepared model survives ``state_dict``
 and ``deepcopy``), the exponent from one of the clipping rules in :mod:`.clipping`, the scale from
-:func:`.power_of_two.power_of_two`. It passes its input through unchanged.
+:func:`~capsnet_nncf_plugin.core.arithmetic.power_of_two`. It passes its input through unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch.ao.quantization.observer import ObserverBase
 
-from capsnet_nncf_plugin.observers.clipping import (
+from capsnet_nncf_plugin.core.arithmetic import power_of_two
+from capsnet_nncf_plugin.core.clipping import (
     DEFAULT_PERCENTILE,
     check_clip_mode,
     check_percentile,
@@ -22,9 +23,8 @@ from capsnet_nncf_plugin.observers.clipping import (
     mse_exponents,
     percentile_exponent,
 )
-from capsnet_nncf_plugin.observers.errors import CalibrationError
-from capsnet_nncf_plugin.observers.integer_format import quant_range
-from capsnet_nncf_plugin.observers.power_of_two import power_of_two
+from capsnet_nncf_plugin.core.integer_format import quant_range
+from capsnet_nncf_plugin.errors import CalibrationError
 from capsnet_nncf_plugin.observers.reservoir import merge_into_reservoir, sampling_generator
 from capsnet_nncf_plugin.observers.torch_ao_dtype import check_dtype_holds_format, torch_ao_dtype
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from torch.ao.quantization import QConfig
 
-from capsnet_nncf_plugin.observers.clipping import DEFAULT_PERCENTILE
-from capsnet_nncf_plugin.observers.fake_quantize import PowerOfTwoFakeQuantize
+from capsnet_nncf_plugin.core.clipping import DEFAULT_PERCENTILE
+from capsnet_nncf_plugin.core.fixed_ranges import COUPLING_COEFFICIENT_MAX, SQUASH_OUTPUT_MAX_ABS
+from capsnet_nncf_plugin.observers.fake_quantizer import PowerOfTwoFakeQuantize
 from capsnet_nncf_plugin.observers.fixed_range_observer import FixedRangeObserver
-from capsnet_nncf_plugin.observers.fixed_ranges import COUPLING_COEFFICIENT_MAX, SQUASH_OUTPUT_MAX_ABS
 from capsnet_nncf_plugin.observers.observer import DEFAULT_RESERVOIR_SIZE, PowerOfTwoObserver
 
 ObserverConstructor = Callable[[], Any]

@@ -17,27 +17,27 @@ from __future__ import annotations
 
 import torch
 
-from capsnet_nncf_plugin.observers.integer_format import quant_range
+from capsnet_nncf_plugin.core.integer_format import IntegerType, code_type, quant_range
+from capsnet_nncf_plugin.core.torch_types import TORCH_QUANTIZED_DTYPES, integer_type_of_quantized
 
-_QUANTIZED_DTYPE_RANGES = {
-    torch.quint8: (0, 255),
-    torch.qint8: (-128, 127),
-    torch.qint32: (-(2**31), 2**31 - 1),
+#: The dtype torch.ao is told for a format's codes (module doc): quantized dtypes up to 8 bits; above,
+#: int16 for signed formats and int32 for unsigned ones (torch.ao observes no uint16).
+_TORCH_AO_DTYPES = {
+    **TORCH_QUANTIZED_DTYPES,
+    IntegerType.INT16: torch.int16,
+    IntegerType.UINT16: torch.int32,
 }
 
 
 def torch_ao_dtype(bits: int, signed: bool) -> torch.dtype:
     """The dtype an observer of a ``bits``-wide, ``signed`` format reports to torch.ao (see module doc)."""
-    quant_range(bits, signed)  # validates bits
-    if bits <= 8:
-        return torch.qint8 if signed else torch.quint8
-    return torch.int16 if signed else torch.int32
+    return _TORCH_AO_DTYPES[code_type(bits, signed)]
 
 
 def dtype_range(dtype: torch.dtype) -> tuple[int, int]:
     """The integer range a torch dtype (quantized or plain integer) can hold."""
-    if dtype in _QUANTIZED_DTYPE_RANGES:
-        return _QUANTIZED_DTYPE_RANGES[dtype]
+    if dtype in TORCH_QUANTIZED_DTYPES.values():
+        return integer_type_of_quantized(dtype).range
     if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
         raise ValueError(f"dtype must be an integer or quantized dtype, got {dtype}")
     info = torch.iinfo(dtype)

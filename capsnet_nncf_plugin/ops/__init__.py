@@ -4,7 +4,7 @@ Quantized torch models call these (through ``torch.ops.capsnet.*``, registered o
 onnxruntime kernels mirror them bit for bit; docs/integer-ops.md is the specification both follow.
 """
 
-from capsnet_nncf_plugin.observers.integer_format import MAX_BITS, MIN_BITS, quant_range
+from capsnet_nncf_plugin.core.integer_format import MAX_BITS, MIN_BITS, quant_range
 from capsnet_nncf_plugin.ops import library
 from capsnet_nncf_plugin.ops.exp2_tables import EXP2_COARSE, EXP2_FINE
 from capsnet_nncf_plugin.ops.fixed_point import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from capsnet_nncf_plugin.observers.integer_format import quant_range
+from capsnet_nncf_plugin.core.integer_format import quant_range
 
 Shift = int | torch.Tensor
 

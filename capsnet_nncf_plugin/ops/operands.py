@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from capsnet_nncf_plugin.observers.integer_format import quant_range
+from capsnet_nncf_plugin.core.integer_format import IntegerType, code_type, quant_range
+from capsnet_nncf_plugin.core.torch_types import torch_dtype
 
 #: Smallest exponent an op accepts. It keeps ``2^(2 * 31) + |s|^2`` inside int64 in ``int_squash``.
 MIN_OP_EXPONENT = -31
@@ -75,10 +76,8 @@ def check_integer_dtype(tensor: torch.Tensor, argument: str) -> None:
 
 
 def storage_dtype(bits: int, signed: bool) -> torch.dtype:
-    """The narrowest torch dtype that stores a ``bits``-wide integer: what the ops return.
-
-    Unsigned 9..16-bit values use int32 because torch's uint16 supports almost no operations.
-    """
-    if signed:
-        return torch.int8 if bits <= 8 else torch.int16
-    return torch.uint8 if bits <= 8 else torch.int32
+    """The torch dtype the ops return a ``bits``-wide result in: the container of
+    :func:`~capsnet_nncf_plugin.core.integer_format.code_type`, except that unsigned 9..16-bit results come
+    as int32, because torch's uint16 supports almost no operations."""
+    container = code_type(bits, signed)
+    return torch.int32 if container == IntegerType.UINT16 else torch_dtype(container)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from capsnet_nncf_plugin.observers.integer_format import check_bits
+from capsnet_nncf_plugin.core.integer_format import check_bits
 from capsnet_nncf_plugin.ops.operands import check_exponent
 
 #: Upper limit on routing iterations: the papers use 3; more only multiplies the cost.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from capsnet_nncf_plugin.observers.integer_format import check_bits
+from capsnet_nncf_plugin.core.integer_format import check_bits
 from capsnet_nncf_plugin.ops.exp2_tables import EXP2_COARSE, EXP2_FINE, EXP2_TABLE_SCALE_BITS
 from capsnet_nncf_plugin.ops.fixed_point import round_shift, rounded_divide, saturate
 from capsnet_nncf_plugin.ops.operands import (

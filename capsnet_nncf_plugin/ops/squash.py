@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from capsnet_nncf_plugin.observers.integer_format import check_bits
+from capsnet_nncf_plugin.core.integer_format import check_bits
 from capsnet_nncf_plugin.ops.fixed_point import bit_length, saturate
 from capsnet_nncf_plugin.ops.integer_sqrt import integer_sqrt
 from capsnet_nncf_plugin.ops.operands import (

@@ -24,6 +24,7 @@ from torch.ao.quantization.backend_config import (
 )
 from torch.ao.quantization.backend_config.backend_config import DTypeWithConstraints
 
+from capsnet_nncf_plugin.core.integer_format import MAX_BITS, IntegerType, quant_range
 from capsnet_nncf_plugin.nn import (
     ClassCapsules,
     ConvCaps2d,
@@ -33,26 +34,28 @@ from capsnet_nncf_plugin.nn import (
     Squash,
     VoteTransform,
 )
-from capsnet_nncf_plugin.observers import MAX_BITS
 
 
 def capsule_dtype_configs() -> list[DTypeConfig]:
-    """Activation and weight formats of 2..8 bits in 8-bit containers and 9..16 bits in 32-bit ones."""
+    """Activation and weight formats of 2..8 bits in 8-bit containers and 9..16 bits in 32-bit ones (the
+    carriers of :func:`~capsnet_nncf_plugin.core.integer_format.carrier_encoding`), any narrowed range.
+    Observers report the codes' range: the wide bounds are those of the widest signed and unsigned codes."""
+    small_low, small_high = IntegerType.UINT8.range
     small_activation = DTypeWithConstraints(
-        dtype=torch.quint8, quant_min_lower_bound=0, quant_max_upper_bound=255
+        dtype=torch.quint8, quant_min_lower_bound=small_low, quant_max_upper_bound=small_high
     )
+    weight_low, weight_high = IntegerType.INT8.range
     small_weight = DTypeWithConstraints(
-        dtype=torch.qint8, quant_min_lower_bound=-128, quant_max_upper_bound=127
+        dtype=torch.qint8, quant_min_lower_bound=weight_low, quant_max_upper_bound=weight_high
     )
+    signed_low, signed_high = quant_range(MAX_BITS, signed=True)
     wide_activation = DTypeWithConstraints(
         dtype=torch.qint32,
-        quant_min_lower_bound=-(2 ** (MAX_BITS - 1)),
-        quant_max_upper_bound=2**MAX_BITS - 1,
+        quant_min_lower_bound=signed_low,
+        quant_max_upper_bound=quant_range(MAX_BITS, signed=False)[1],
     )
     wide_weight = DTypeWithConstraints(
-        dtype=torch.qint32,
-        quant_min_lower_bound=-(2 ** (MAX_BITS - 1)),
-        quant_max_upper_bound=2 ** (MAX_BITS - 1) - 1,
+        dtype=torch.qint32, quant_min_lower_bound=signed_low, quant_max_upper_bound=signed_high
     )
     return [
         DTypeConfig(

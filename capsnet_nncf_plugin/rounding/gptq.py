@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from capsnet_nncf_plugin.core.integer_format import quant_range
+from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
 from capsnet_nncf_plugin.nn import VoteTransform
-from capsnet_nncf_plugin.observers.integer_format import quant_range
-from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
 
 #: How a layer's weights get their integer codes: ``nearest`` (the quantizer's rounding) or ``gptq``.
 WEIGHT_ROUNDINGS = ("nearest", "gptq")

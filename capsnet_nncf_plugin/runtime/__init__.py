@@ -4,9 +4,13 @@
   when the package is installed), for ``register_custom_ops_library`` in Python or
   ``RegisterCustomOpsLibrary`` in C/C++;
 - :func:`session_options`, :func:`InferenceSession`: onnxruntime sessions with the library registered;
-- :class:`OnnxClassifier`: a session as an ``images -> scores`` callable on torch tensors;
-- :func:`register_schemas`: the ONNX schemas, so ``onnx.checker`` and shape inference accept the ops;
-- :func:`declare_output_types`: the output dtypes onnxruntime needs the model to state.
+- :class:`OnnxClassifier`: a session as an ``images -> scores`` callable (numpy arrays, or torch tensors
+  when given torch tensors);
+- :func:`register_schemas`, :func:`declare_output_types`: the ``capsnet`` domain's schemas and output
+  types (defined in :mod:`capsnet_nncf_plugin.onnx_domain`).
+
+The runtime needs onnxruntime, onnx and numpy only: it imports no torch, so an exported model runs on a
+deployment machine without it.
 
 docs/runtime.md is the guide; docs/integer-ops.md specifies the arithmetic, which the library reproduces
 bit for bit from the torch reference in :mod:`capsnet_nncf_plugin.ops`.
@@ -14,19 +18,19 @@ bit for bit from the torch reference in :mod:`capsnet_nncf_plugin.ops`.
 
 from __future__ import annotations
 
+from capsnet_nncf_plugin.onnx_domain import (
+    DOMAIN,
+    DOMAIN_VERSION,
+    INT_DYNAMIC_ROUTING,
+    INT_SQUASH,
+    declare_output_types,
+    register_schemas,
+)
 from capsnet_nncf_plugin.runtime.library import (
     LIBRARY_ENV,
     LIBRARY_FILE,
     NativeLibraryNotFoundError,
     library_path,
-)
-from capsnet_nncf_plugin.runtime.output_types import declare_output_types
-from capsnet_nncf_plugin.runtime.schemas import (
-    DOMAIN,
-    DOMAIN_VERSION,
-    INT_DYNAMIC_ROUTING,
-    INT_SQUASH,
-    register_schemas,
 )
 from capsnet_nncf_plugin.runtime.session import InferenceSession, OnnxClassifier, session_options
 

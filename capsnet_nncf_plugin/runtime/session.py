@@ -5,16 +5,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime
-import torch
 
-from capsnet_nncf_plugin.export.int4 import widen_int4_weights
+from capsnet_nncf_plugin.onnx_domain import declare_output_types, widen_int4_weights
 from capsnet_nncf_plugin.runtime.library import library_path
-from capsnet_nncf_plugin.runtime.output_types import declare_output_types
 
 #: Session config entry recording that the library is registered in a SessionOptions object:
 #: onnxruntime refuses to create a session whose options registered the same domain twice.
@@ -97,7 +97,12 @@ def _prepared_model(
 
 
 class OnnxClassifier:
-    """An onnxruntime session as an ``images -> scores`` callable on torch tensors (one input, one output)."""
+    """An onnxruntime session as an ``images -> scores`` callable (one input, one output).
+
+    Takes a numpy array, or anything with ``.detach().cpu().numpy()`` such as a torch tensor; returns scores
+    of the same kind (a torch tensor for torch input). The runtime itself never imports torch: a caller
+    that passes torch tensors has it loaded already.
+    """
 
     def __init__(self, session: onnxruntime.InferenceSession) -> None:
         if len(session.get_inputs()) != 1:
@@ -107,6 +112,8 @@ class OnnxClassifier:
         self.session = session
         self.input_name = session.get_inputs()[0].name
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+    def __call__(self, images: Any) -> Any:
+        is_torch = hasattr(images, "detach")
+        array = images.detach().cpu().numpy() if is_torch else images
+        scores = self.session.run(None, {self.input_name: np.ascontiguousarray(array, dtype=np.float32)})[0]
+        return sys.modules["torch"].from_numpy(scores) if is_torch else scores

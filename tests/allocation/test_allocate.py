@@ -25,9 +25,9 @@ from capsnet_nncf_plugin.allocation.methods.context import SearchContext, smalle
 from capsnet_nncf_plugin.allocation.methods.error_guided import STEP_DB, THRESHOLDS_DB, at_threshold
 from capsnet_nncf_plugin.allocation.methods.rate_distortion import descent_path
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
+from capsnet_nncf_plugin.core import LayerBits, RoutingBits
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
-from capsnet_nncf_plugin.fx.qconfig import LayerBits, RoutingBits
 
 TOLERANCE = 15.0
 
@@ -111,7 +111,7 @@ def test_every_method_lowers_bits_within_tolerance(setting, method):
     assert info["weight_reduction"] > 4.2  # below 8 bits somewhere
     assert all(2 <= bits.weight <= 8 and 2 <= bits.activation <= 8 for bits in allocation.layers.values())
     # The recorded memory is the memory of the model the allocation quantizes to.
-    quantized = quantize_fx(model, calibration, clip=info["clip"], allocation=allocation)
+    quantized = quantize_fx(model, calibration, clip=allocation.settings.clip, allocation=allocation)
     points = {p.name: p.bits for p in quantization_points(quantized)}
     for name, bits in allocation.layers.items():
         weight_point = next(p for p in points if p.startswith(f"{name}.") and p.endswith("weight"))

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator, Measurement
+from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 
 CLASSES = 3

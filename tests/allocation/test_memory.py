@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from capsnet_nncf_plugin.allocation import memory_report
-from capsnet_nncf_plugin.fx import QuantizationPoint
+from capsnet_nncf_plugin.quantized import QuantizationPoint
 
 
 def test_worked_example():

@@ -1,7 +1,6 @@
 """benchmarks/allocation.py end to end on a small budget: it runs, prints its table, writes the Markdown
 and the JSON record behind it, resumes from that record and refuses to mix settings."""
 
-import argparse
 import importlib.util
 import json
 import shutil
@@ -10,6 +9,9 @@ import sys
 from pathlib import Path
 
 import torch
+
+from capsnet_nncf_plugin.job import JobInputs, SearchConfig
+from capsnet_nncf_plugin.job.search import weight_budget_bits
 
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("allocation_benchmark", ROOT / "benchmarks" / "allocation.py")
@@ -173,20 +175,20 @@ def test_a_run_that_measures_nothing_renders_the_table_from_its_record(tmp_path)
 
 def test_runs_of_one_model_under_other_analysis_settings_keep_separate_caches():
     def name(**changes):
-        settings = {"calibration": 512, "clip": "hardware", "weight_rounding": "nearest"}
-        arguments = argparse.Namespace(**{**settings, "bias_correction": False, **changes})
-        return allocation_benchmark.analysis_cache_name("zoo:deepcaps-fmnist", arguments)
+        config = SearchConfig(**changes)
+        return allocation_benchmark.analysis_cache_name("zoo:deepcaps-fmnist", config)
 
     assert name() == "zoo-deepcaps-fmnist-calibration512-clip-hardware-nearest.json"
     variants = [name(), name(clip="mse"), name(weight_rounding="gptq"), name(bias_correction=True)]
-    variants.append(name(calibration=128))
+    variants.append(name(calibration_images=128))
     assert len(set(variants)) == len(variants)
 
 
 def test_a_weight_reduction_is_a_budget_in_bits_and_part_of_the_settings():
-    model = torch.nn.Linear(10, 4)  # 44 parameters
-    assert allocation_benchmark.weight_memory_budget(model, None) is None
-    assert allocation_benchmark.weight_memory_budget(model, 8.0) == 44 * 32 / 8
+    inputs = JobInputs(torch.nn.Linear(10, 4), "mnist", None, None, [], {})  # 44 parameters
+    assert weight_budget_bits(inputs, SearchConfig()) is None
+    assert weight_budget_bits(inputs, SearchConfig(weight_reduction=8.0)) == 44 * 32 / 8
+    assert weight_budget_bits(inputs, SearchConfig(weight_memory_budget=1.0)) == 8e6
     defaults = {name: None for name in allocation_benchmark.SETTINGS}
     settings = {**defaults, "weight_reduction": 7.0}
     command = allocation_benchmark.regenerating_command(settings, defaults, "docs/results-budget.md")

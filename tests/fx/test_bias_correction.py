@@ -4,13 +4,15 @@ import pytest
 import torch
 
 from capsnet_nncf_plugin.allocation import BitAllocation
+from capsnet_nncf_plugin.core import QuantizationSettings
 from capsnet_nncf_plugin.data import is_fetched, load_dataset
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy, iterate_batches
 from capsnet_nncf_plugin.fx import get_capsnet_qconfig_mapping, quantize_fx
 from capsnet_nncf_plugin.fx.bias_correction import BiasCorrection
-from capsnet_nncf_plugin.fx.weight_layers import QuantizedWeights
-from capsnet_nncf_plugin.fx.workflow import calibrate, prepare_capsnet_fx
+from capsnet_nncf_plugin.fx.calibration import calibrate
+from capsnet_nncf_plugin.fx.workflow import prepare_capsnet_fx
 from capsnet_nncf_plugin.models import open_checkpoint
+from capsnet_nncf_plugin.quantized.weights import QuantizedWeights
 
 WEIGHT_BITS = 2
 
@@ -47,9 +49,9 @@ def test_the_corrected_bias_cancels_the_mean_error_of_the_quantized_weights(tiny
     float_weight, float_bias = layer.weight.detach().clone(), layer.bias.detach().clone()
     inputs = []
     handle = layer.register_forward_hook(lambda module, args, output: inputs.append(args[0].detach()))
-    calibrate(prepared, [images[:8], images[8:]], bias_correction=True)
+    calibrate(prepared, [images[:8], images[8:]], QuantizationSettings(bias_correction=True))
     handle.remove()
-    quantized = QuantizedWeights(float_weight, observed.qconfig.weight(), "w").values
+    quantized = QuantizedWeights(float_weight, observed.weight_quantizer(), "w").values
     with torch.no_grad():
         before = _mean_error_per_channel(layer, inputs, quantized, float_bias, float_weight, float_bias)
         after = _mean_error_per_channel(layer, inputs, quantized, layer.bias, float_weight, float_bias)
@@ -83,7 +85,8 @@ def test_quantize_fx_repeats_the_settings_an_allocation_recorded(tiny_model, ima
         "primary", weight=WEIGHT_BITS
     )
     explicit = quantize_fx(tiny_model, [images], allocation=allocation, clip="minmax", bias_correction=True)
-    allocation.info.update({"clip": "minmax", "bias_correction": True})  # as allocate() records them
+    recorded_settings = QuantizationSettings(clip="minmax", bias_correction=True)  # as allocate() records
+    allocation = allocation.with_settings(recorded_settings)
     recorded = quantize_fx(tiny_model, [images], allocation=allocation)
     plain = quantize_fx(tiny_model, [images], allocation=allocation, bias_correction=False)
     primary = {

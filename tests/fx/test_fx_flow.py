@@ -15,9 +15,10 @@ from capsnet_nncf_plugin.fx import (
     quantization_points,
     quantize_fx,
 )
-from capsnet_nncf_plugin.fx.custom_modules import QuantizedModule
-from capsnet_nncf_plugin.fx.workflow import calibrate, convert_capsnet_fx, prepare_capsnet_fx
+from capsnet_nncf_plugin.fx.calibration import calibrate
+from capsnet_nncf_plugin.fx.workflow import convert_capsnet_fx, prepare_capsnet_fx
 from capsnet_nncf_plugin.observers import CalibrationError, quant_range
+from capsnet_nncf_plugin.quantized import QuantizedModule
 
 
 def plain_flow(model, images, **bits):

@@ -7,9 +7,9 @@ import torch
 from tiny_capsnet import tiny_capsnet, tiny_deepcaps, tiny_images
 
 from capsnet_nncf_plugin.allocation import quantizable_layers
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core import BitAllocation, QuantizationSettings
 from capsnet_nncf_plugin.fx import SharedCalibration, quantization_points, quantize_fx
-from capsnet_nncf_plugin.fx.weight_layers import QuantizedWeights
+from capsnet_nncf_plugin.quantized.weights import QuantizedWeights
 
 
 def _weights(quantized):
@@ -40,8 +40,9 @@ def test_gptq_keeps_the_grids_changes_codes_and_lowers_the_output_error(tiny_mod
 
 def test_an_allocation_records_its_rounding_and_quantize_fx_repeats_it(tiny_model, images):
     names = [layer.name for layer in quantizable_layers(tiny_model)]
-    allocation = BitAllocation.uniform(names, weight=3)
-    allocation.info["weight_rounding"] = "gptq"
+    allocation = BitAllocation.uniform(names, weight=3).with_settings(
+        QuantizationSettings(weight_rounding="gptq")
+    )
     batches = [images[:8], images[8:]]
     recorded = quantize_fx(tiny_model, batches, allocation=allocation)
     explicit = quantize_fx(tiny_model, batches, allocation=allocation, weight_rounding="gptq")

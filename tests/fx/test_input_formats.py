@@ -6,12 +6,12 @@ import pytest
 import torch
 from tiny_capsnet import tiny_capsnet, tiny_images
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.layers import quantizable_layers
+from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
-from capsnet_nncf_plugin.fx.custom_modules import QuantizedModule
 from capsnet_nncf_plugin.models import create
 from capsnet_nncf_plugin.observers import CalibrationError, PowerOfTwoObserver
+from capsnet_nncf_plugin.quantized import QuantizedModule
 
 
 def quantize(**options):

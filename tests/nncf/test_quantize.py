@@ -11,8 +11,8 @@ import torch
 from nncf.torch.function_hook import get_hook_storage
 from tiny_capsnet import tiny_capsnet, tiny_images
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.layers import quantizable_layers
+from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
 from capsnet_nncf_plugin.models import create

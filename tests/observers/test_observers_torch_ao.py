@@ -21,6 +21,7 @@ from capsnet_nncf_plugin.observers import (
     get_pot_qconfig,
     pot_activation_observer,
     pot_weight_observer,
+    torch_ao_dtype,
 )
 
 EXAMPLE = (torch.randn(1, 3, 8, 8),)
@@ -185,3 +186,20 @@ def test_12_bit_observers_are_inserted_by_a_backend_that_declares_their_dtype(si
     assert observers and all(isinstance(observer, PowerOfTwoObserver) for observer in observers)
     prepared(calibration_batches()[0])
     assert all(observer.dtype == dtype and observer.quant_max in (2047, 4095) for observer in observers)
+
+
+@pytest.mark.parametrize(
+    ("bits", "signed", "dtype"),
+    [
+        (2, False, torch.quint8),
+        (4, True, torch.qint8),
+        (8, False, torch.quint8),
+        (8, True, torch.qint8),
+        (9, True, torch.int16),
+        (16, True, torch.int16),
+        (9, False, torch.int32),
+        (16, False, torch.int32),
+    ],
+)
+def test_torch_ao_dtype(bits, signed, dtype):
+    assert torch_ao_dtype(bits, signed) == dtype

@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from capsnet_nncf_plugin.observers.integer_format import quant_range
+from capsnet_nncf_plugin.core.integer_format import quant_range
 from capsnet_nncf_plugin.ops.fixed_point import (
     bit_length,
     requantize,

@@ -17,7 +17,7 @@ from capsnet_nncf_plugin.plugins import get_observer, plugin_report, reset_plugi
 
 PLUGIN_MODULE = '''
 import torch
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.hookspecs import hookimpl
 from capsnet_nncf_plugin.observers import PowerOfTwoObserver
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
 from capsnet_nncf_plugin.nn import VoteTransform
-from capsnet_nncf_plugin.observers.quantizer import PowerOfTwoQuantizer
 from capsnet_nncf_plugin.rounding import InputMoments, gptq_codes, gptq_layer_codes, supports_gptq
 from capsnet_nncf_plugin.rounding.input_moments import MAX_GPTQ_COLUMNS
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from capsnet_nncf_plugin.observers.integer_format import MAX_BITS, MIN_BITS
+from capsnet_nncf_plugin.core.integer_format import MAX_BITS, MIN_BITS
 from capsnet_nncf_plugin.ops import EXP2_COARSE, EXP2_FINE, LOG2E_Q24, MAX_CAPSULE_DIM
 from capsnet_nncf_plugin.ops.operands import MAX_OP_EXPONENT, MIN_OP_EXPONENT
 from capsnet_nncf_plugin.ops.routing_quantization import MAX_ROUTING_ITERATIONS

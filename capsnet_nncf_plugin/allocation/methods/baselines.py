@@ -13,19 +13,23 @@ Q-CapsNets, re-implemented from its paper, with round-to-nearest and saturation,
 
 from __future__ import annotations
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.methods.context import (
-    MAX_BITS,
     MIN_BITS,
+    START_BITS,
     WIDEST_BITS,
     SearchContext,
     descend_layer,
     set_bits,
     smallest_holding,
 )
-from capsnet_nncf_plugin.fx.qconfig import RoutingBits
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core.bit_widths import RoutingBits
+from capsnet_nncf_plugin.core.settings import QuantizationSettings
 
 QCAPSNETS_CLIP = "minmax"
+QCAPSNETS_SETTINGS = QuantizationSettings(
+    clip=QCAPSNETS_CLIP, bias_correction=False, weight_rounding="nearest"
+)
 
 
 def uniform_8(context: SearchContext) -> BitAllocation:
@@ -36,12 +40,9 @@ def uniform_8(context: SearchContext) -> BitAllocation:
 
 
 def qcapsnets(context: SearchContext) -> BitAllocation:
-    allocation = context.uniform()
     # Every candidate derived from it quantizes as Q-CapsNets does: no clipping, no bias correction,
     # round-to-nearest.
-    allocation.info["clip"] = QCAPSNETS_CLIP
-    allocation.info["bias_correction"] = False
-    allocation.info["weight_rounding"] = "nearest"
+    allocation = context.uniform().with_settings(QCAPSNETS_SETTINGS)
     weights, activations = context.names_with("weight"), context.names_with("activation")
 
     def uniform(bits: int) -> BitAllocation:
@@ -58,7 +59,7 @@ def qcapsnets(context: SearchContext) -> BitAllocation:
 
     if context.weight_memory_budget is not None:
         step = 0
-        while context.weight_bits(decreasing(step)) > context.weight_memory_budget and step < MAX_BITS:
+        while context.weight_bits(decreasing(step)) > context.weight_memory_budget and step < START_BITS:
             step += 1
         allocation = decreasing(step)
     elif len(weights) > 1 and context.holds(decreasing(1)):
@@ -75,7 +76,7 @@ def qcapsnets(context: SearchContext) -> BitAllocation:
 
     if routing_layers:
         allocation = with_routing(
-            smallest_holding(MIN_BITS, MAX_BITS, lambda b: context.holds(with_routing(b)))
+            smallest_holding(MIN_BITS, START_BITS, lambda b: context.holds(with_routing(b)))
         )
     allocation.method = "qcapsnets"
     return allocation

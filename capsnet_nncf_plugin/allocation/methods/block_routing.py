@@ -13,17 +13,16 @@ dynamic-routing tensors one by one, per iteration.
 
 from __future__ import annotations
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.methods.context import (
-    MAX_BITS,
     MIN_BITS,
+    START_BITS,
     SearchContext,
     descend_layer,
     set_bits,
     smallest_holding,
     smallest_uniform,
 )
-from capsnet_nncf_plugin.fx.qconfig import RoutingBits
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 
 #: The order the routing tensors are lowered in: the coupling coefficients first.
 SEARCH_ORDER = ("coupling", "logits", "pre_activation", "output")
@@ -57,11 +56,10 @@ def _lower_routing_tensors(context: SearchContext, allocation: BitAllocation, na
         start = allocation
 
         def everywhere(bits: int, start=start, tensor=tensor) -> BitAllocation:
-            routing = RoutingBits(**{**start.layers[name].routing.__dict__, tensor: bits})
-            return start.with_layer(name, routing=routing)
+            return start.with_layer(name, routing=start.layers[name].routing.with_tensor(tensor, bits))
 
         allocation = everywhere(
-            smallest_holding(MIN_BITS, MAX_BITS, lambda b, make=everywhere: context.holds(make(b)))
+            smallest_holding(MIN_BITS, START_BITS, lambda b, make=everywhere: context.holds(make(b)))
         )
         for index in range(count):
             routing = allocation.layers[name].routing

@@ -8,14 +8,16 @@ from functools import cached_property
 
 from tqdm.auto import tqdm
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
 from capsnet_nncf_plugin.allocation.layers import Layer
 from capsnet_nncf_plugin.allocation.memory import FLOAT_BITS
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
-from capsnet_nncf_plugin.fx import quantization_points
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.core.integer_format import MIN_BITS
+from capsnet_nncf_plugin.quantized import quantization_points
 
-MIN_BITS, MAX_BITS = 2, 8
+#: The width every search starts from (and the widest a descent or a routing search tries): 8 bits.
+START_BITS = 8
 #: Activation widths tried, narrowest first, when 8 bits everywhere lose more than the tolerance: a model
 #: whose activations need more than 8 bits somewhere still gets narrow weights and narrow other layers.
 WIDER_ACTIVATION_BITS = (10, 12, 16)
@@ -111,8 +113,8 @@ def smallest_holding(low: int, high: int, holds: Callable[[int], bool]) -> int:
 
 
 def widest(allocation: BitAllocation, names: list[str], kind: str) -> int:
-    """The widest ``kind`` among the layers ``names`` (``MAX_BITS`` when there are none)."""
-    return max((getattr(allocation.layers[name], kind) for name in names), default=MAX_BITS)
+    """The widest ``kind`` among the layers ``names`` (``START_BITS`` when there are none)."""
+    return max((getattr(allocation.layers[name], kind) for name in names), default=START_BITS)
 
 
 def smallest_uniform(context: SearchContext, allocation: BitAllocation, kind: str) -> int:

@@ -17,8 +17,8 @@ otherwise find it spent on weights far below the budget. Tighter thresholds foll
 
 from __future__ import annotations
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.methods.context import MIN_BITS, SearchContext, widest
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 
 FIRST_THRESHOLD_DB = 12.0
 STEP_DB = 3.0

@@ -10,7 +10,6 @@ for kind in (weight, activation):                 # weights first, then activati
 
 from __future__ import annotations
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.methods.context import (
     MIN_BITS,
     SearchContext,
@@ -18,6 +17,7 @@ from capsnet_nncf_plugin.allocation.methods.context import (
     set_bits,
     smallest_uniform,
 )
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 
 
 def progressive_descent(context: SearchContext) -> BitAllocation:

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.allocation.methods.context import (
-    MAX_BITS,
     MIN_BITS,
+    START_BITS,
     SearchContext,
     smallest_holding,
     widest,
 )
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 
 
 def noise_power(analysis: ErrorAnalysis, name: str, kind: str, bits: int) -> float:
@@ -35,7 +35,7 @@ def noise_power(analysis: ErrorAnalysis, name: str, kind: str, bits: int) -> flo
 
 
 def descent_path(
-    analysis: ErrorAnalysis, kind: str, costs: Mapping[str, int], start_bits: int = MAX_BITS
+    analysis: ErrorAnalysis, kind: str, costs: Mapping[str, int], start_bits: int = START_BITS
 ) -> list[dict[str, int]]:
     """Widths of ``kind`` per layer, from all at ``start_bits`` to all at 2, one bit of one layer per step.
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from capsnet_nncf_plugin import plugins
+
 if TYPE_CHECKING:
-    from capsnet_nncf_plugin.allocation.bit_allocation import BitAllocation
     from capsnet_nncf_plugin.allocation.methods.context import SearchContext
+    from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 
 AllocationMethod = Callable[["SearchContext"], "BitAllocation"]
 
 _METHODS: dict[str, AllocationMethod] = {}
-_PLUGINS_LOADED = False
+#: The plugin generation the methods were collected from (``None``: not yet collected).
+_loaded_generation: int | None = None
 
 
 def register_method(name: str, method: AllocationMethod, replace: bool = False) -> None:
@@ -29,19 +32,20 @@ def register_method(name: str, method: AllocationMethod, replace: bool = False) 
 
 
 def _load() -> None:
-    global _PLUGINS_LOADED
-    if not _PLUGINS_LOADED:
-        _PLUGINS_LOADED = True
-        from capsnet_nncf_plugin.plugins import collect
-
-        for name, method in collect("capsnet_allocation_methods").items():
-            register_method(name, method, replace=True)
+    global _loaded_generation
+    if _loaded_generation == plugins.generation():
+        return
+    if _loaded_generation is not None:  # the plugins were reset since: what they gave is gone
+        _METHODS.clear()
+    _loaded_generation = plugins.generation()
+    for name, method in plugins.collect("capsnet_allocation_methods").items():
+        register_method(name, method, replace=True)
 
 
 def reset() -> None:
     """Drop every method; the next lookup collects them from the plugins again."""
-    global _PLUGINS_LOADED
-    _PLUGINS_LOADED = False
+    global _loaded_generation
+    _loaded_generation = None
     _METHODS.clear()
 
 

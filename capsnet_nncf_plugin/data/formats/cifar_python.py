@@ -76,6 +76,12 @@ class CifarPythonFormat:
         """Whether the extracted batches of ``part`` or the archive exist in ``directory``."""
         return self._folder_is_complete(directory, part) or (directory / ARCHIVE_NAME).is_file()
 
+    def files(self, directory: Path, part: OfficialPart) -> tuple[Path, ...]:
+        """The extracted batches of ``part`` if all are there (read prefers them), else the archive."""
+        if self._folder_is_complete(directory, part):
+            return tuple(directory / FOLDER_NAME / name for name in BATCHES[part])
+        return (directory / ARCHIVE_NAME,) if (directory / ARCHIVE_NAME).is_file() else ()
+
     def read(self, directory: Path, part: OfficialPart, spec: DatasetSpec) -> LabelledImages:
         """Decode ``part``, preferring the extracted folder (no decompression) over the archive."""
         if self._folder_is_complete(directory, part):

@@ -9,6 +9,7 @@ a mixed-up file would otherwise surface much later as a silently wrong accuracy.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -78,6 +79,33 @@ def _read_header(stream: BinaryIO, path: Path, spec: DatasetSpec, expected_magic
     return struct.unpack(f">{dimensions}I", header[4:])
 
 
+def _check_header(
+    path: Path, spec: DatasetSpec, part: OfficialPart, shape: tuple[int, ...], what: str, kind: str
+) -> None:
+    """Check the header's sizes against the spec and, for a raw file, the file size: all before the values
+    are allocated, so a damaged count (up to 0xFFFFFFFF) can never ask for terabytes."""
+    expected_count = spec.official_count(part)
+    if shape[0] != expected_count:
+        raise DatasetError(
+            f"IDX file {path} says it holds {shape[0]:,} {kind} but the official {spec.name} {part} set has "
+            f"{expected_count:,}: the file is damaged or cut down; {refetch_advice(spec)}"
+        )
+    if path.suffix == ".gz":
+        return  # the decompressed size is only known by decompressing; the reader checks it as it goes
+    header_size = 4 * (1 + len(shape))
+    expected, found = math.prod(shape), path.stat().st_size - header_size
+    if found < expected:
+        raise DatasetError(
+            f"IDX file {path} is truncated (expected {expected} bytes of {what}, found {found}); "
+            f"{refetch_advice(spec)}"
+        )
+    if found > expected:
+        raise DatasetError(
+            f"IDX file {path} has data after its {expected} bytes of {what}, so its header does not "
+            f"describe it; {refetch_advice(spec)}"
+        )
+
+
 def _read_values(
     stream: BinaryIO, path: Path, spec: DatasetSpec, shape: tuple[int, ...], what: str
 ) -> np.ndarray:
@@ -96,27 +124,34 @@ def _read_values(
     return values
 
 
-def read_idx_images(path: Path, spec: DatasetSpec) -> np.ndarray:
+def _image_shape(path: Path, spec: DatasetSpec, header: tuple[int, ...]) -> tuple[int, int, int, int]:
+    count, rows, columns = header
+    if (rows, columns) != (spec.image_size, spec.image_size):
+        raise DatasetError(
+            f"IDX file {path} holds {rows}x{columns} images but {spec.name} images are "
+            f"{spec.image_size}x{spec.image_size}; {refetch_advice(spec)}"
+        )
+    return (count, 1, rows, columns)
+
+
+def read_idx_images(path: Path, spec: DatasetSpec, part: OfficialPart) -> np.ndarray:
     """Decode an IDX images file into ``uint8 [N, 1, H, W]``, checking the header against ``spec``."""
     try:
         with _open(path) as stream:
-            count, rows, columns = _read_header(stream, path, spec, IMAGES_MAGIC)
-            if (rows, columns) != (spec.image_size, spec.image_size):
-                raise DatasetError(
-                    f"IDX file {path} holds {rows}x{columns} images but {spec.name} images are "
-                    f"{spec.image_size}x{spec.image_size}; {refetch_advice(spec)}"
-                )
-            pixels = _read_values(stream, path, spec, (count, 1, rows, columns), "pixels")
+            shape = _image_shape(path, spec, _read_header(stream, path, spec, IMAGES_MAGIC))
+            _check_header(path, spec, part, (shape[0], shape[2], shape[3]), "pixels", "images")
+            pixels = _read_values(stream, path, spec, shape, "pixels")
     except _CORRUPT_STREAM_ERRORS as error:
         raise DatasetError(f"IDX file {path} is corrupted ({error}); {refetch_advice(spec)}") from error
     return pixels
 
 
-def read_idx_labels(path: Path, spec: DatasetSpec) -> np.ndarray:
+def read_idx_labels(path: Path, spec: DatasetSpec, part: OfficialPart) -> np.ndarray:
     """Decode an IDX labels file into ``int64 [N]``, checking every label is a valid class index."""
     try:
         with _open(path) as stream:
             (count,) = _read_header(stream, path, spec, LABELS_MAGIC)
+            _check_header(path, spec, part, (count,), "labels", "labels")
             raw_labels = _read_values(stream, path, spec, (count,), "labels")
     except _CORRUPT_STREAM_ERRORS as error:
         raise DatasetError(f"IDX file {path} is corrupted ({error}); {refetch_advice(spec)}") from error
@@ -128,13 +163,19 @@ def read_idx_labels(path: Path, spec: DatasetSpec) -> np.ndarray:
     return raw_labels.astype(np.int64)
 
 
-def read_idx_count(path: Path, spec: DatasetSpec, expected_magic: int) -> int:
-    """The item count from an IDX header, without reading the values."""
+def read_idx_count(path: Path, spec: DatasetSpec, part: OfficialPart, expected_magic: int) -> int:
+    """The item count from an IDX header, checked like :func:`read_idx_images` does, without the values."""
     try:
         with _open(path) as stream:
-            return _read_header(stream, path, spec, expected_magic)[0]
+            header = _read_header(stream, path, spec, expected_magic)
     except _CORRUPT_STREAM_ERRORS as error:
         raise DatasetError(f"IDX file {path} is corrupted ({error}); {refetch_advice(spec)}") from error
+    if expected_magic == IMAGES_MAGIC:
+        shape = _image_shape(path, spec, header)
+        _check_header(path, spec, part, (shape[0], shape[2], shape[3]), "pixels", "images")
+    else:
+        _check_header(path, spec, part, header, "labels", "labels")
+    return header[0]
 
 
 class IdxFormat:
@@ -151,6 +192,10 @@ class IdxFormat:
         """Whether both the images and the labels file of ``part`` exist in ``directory``."""
         return all(path is not None for path in self._part_files(directory, part))
 
+    def files(self, directory: Path, part: OfficialPart) -> tuple[Path, ...]:
+        """The files :meth:`read` reads for ``part`` (those present)."""
+        return tuple(path for path in self._part_files(directory, part) if path is not None)
+
     def read(self, directory: Path, part: OfficialPart, spec: DatasetSpec) -> LabelledImages:
         """Decode ``part`` and check images and labels pair up one to one."""
         images_path, labels_path = self._part_files(directory, part)
@@ -159,8 +204,8 @@ class IdxFormat:
                 f"{spec.name} {part} files ({IMAGE_FILES[part]}, {LABEL_FILES[part]}, raw or .gz) are "
                 f"missing from {directory}; {refetch_advice(spec)}"
             )
-        images = read_idx_images(images_path, spec)
-        labels = read_idx_labels(labels_path, spec)
+        images = read_idx_images(images_path, spec, part)
+        labels = read_idx_labels(labels_path, spec, part)
         if len(images) != len(labels):
             raise DatasetError(
                 f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels; "
@@ -169,8 +214,11 @@ class IdxFormat:
         return LabelledImages(images=images, labels=labels)
 
     def count(self, directory: Path, part: OfficialPart, spec: DatasetSpec) -> int:
-        """The image count from the images file's header."""
-        images_path, _ = self._part_files(directory, part)
-        if images_path is None:
-            raise DatasetError(f"{spec.name} {part} images are missing from {directory}")
-        return read_idx_count(images_path, spec, IMAGES_MAGIC)
+        """The image count from the headers of both files, checked against the spec and the file sizes."""
+        images_path, labels_path = self._part_files(directory, part)
+        if images_path is None or labels_path is None:
+            raise DatasetError(
+                f"{spec.name} {part} files are missing from {directory}; {refetch_advice(spec)}"
+            )
+        read_idx_count(labels_path, spec, part, LABELS_MAGIC)
+        return read_idx_count(images_path, spec, part, IMAGES_MAGIC)

@@ -29,10 +29,15 @@ class DatasetFormat(Protocol):
         """Whether ``directory`` holds the files of ``part`` (existence only, no validation)."""
         ...
 
+    def files(self, directory: Path, part: OfficialPart) -> tuple[Path, ...]:
+        """The files :meth:`read` reads for ``part``: the ones whose digests are verified."""
+        ...
+
     def read(self, directory: Path, part: OfficialPart, spec: DatasetSpec) -> LabelledImages:
         """Decode and validate ``part``; raise ``DatasetError`` naming the bad file and the fix."""
         ...
 
     def count(self, directory: Path, part: OfficialPart, spec: DatasetSpec) -> int:
-        """The number of images in ``part``, read from headers where that is cheap."""
+        """The number of images in ``part``, read from headers where that is cheap; raise ``DatasetError``
+        when a header contradicts the spec's count or the file size."""
         ...

@@ -7,6 +7,7 @@ a second and most runs only touch MNIST.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,43 @@ def _load_variables(path: Path, spec: DatasetSpec) -> dict[str, Any]:
         ) from error
 
 
-def read_svhn_mat(path: Path, spec: DatasetSpec) -> LabelledImages:
+def _header_count(path: Path, spec: DatasetSpec, part: OfficialPart) -> int:
+    """The image count from the variable table (no pixels read), checked against the spec before scipy
+    allocates what a damaged header claims."""
+    import scipy.io  # lazy, see the module docstring
+
+    try:
+        variables = {name: (shape, kind) for name, shape, kind in scipy.io.whosmat(path)}
+    except Exception as error:  # as in _load_variables: any parse failure
+        raise DatasetError(
+            f"SVHN file {path} is not a readable MATLAB file ({error}); {refetch_advice(spec)}"
+        ) from error
+    shapes = {name: shape for name, (shape, _) in variables.items()}
+    expected_pixels = (spec.image_size, spec.image_size, spec.channels)
+    if "X" not in variables:
+        raise DatasetError(f"SVHN file {path} lacks the 'X' variable; {refetch_advice(spec)}")
+    shape, kind = variables["X"]
+    if kind != "uint8" or len(shape) != 4 or tuple(shape[:3]) != expected_pixels:
+        raise DatasetError(
+            f"SVHN file {path}: 'X' is {kind} {list(shape)}, expected uint8 "
+            f"[{', '.join(map(str, expected_pixels))}, N]; {refetch_advice(spec)}"
+        )
+    count, expected_count = int(shapes["X"][3]), spec.official_count(part)
+    if count != expected_count:
+        raise DatasetError(
+            f"SVHN file {path} says it holds {count:,} images but the official {spec.name} {part} set has "
+            f"{expected_count:,}: the file is damaged or cut down; {refetch_advice(spec)}"
+        )
+    if "y" not in shapes or math.prod(shapes["y"]) != count:
+        raise DatasetError(
+            f"SVHN file {path} lacks a 'y' variable of {count:,} labels; {refetch_advice(spec)}"
+        )
+    return count
+
+
+def read_svhn_mat(path: Path, spec: DatasetSpec, part: OfficialPart) -> LabelledImages:
     """Decode one SVHN .mat file into ``uint8 [N, 3, 32, 32]`` images and ``int64`` labels 0..9."""
+    _header_count(path, spec, part)
     variables = _load_variables(path, spec)
     advice = refetch_advice(spec)
     if "X" not in variables or "y" not in variables:
@@ -72,19 +108,15 @@ class SvhnMatFormat:
         """Whether the .mat file of ``part`` exists in ``directory``."""
         return (directory / FILE_NAMES[part]).is_file()
 
+    def files(self, directory: Path, part: OfficialPart) -> tuple[Path, ...]:
+        """The .mat file of ``part``, when present."""
+        path = directory / FILE_NAMES[part]
+        return (path,) if path.is_file() else ()
+
     def read(self, directory: Path, part: OfficialPart, spec: DatasetSpec) -> LabelledImages:
         """Decode the .mat file of ``part``."""
-        return read_svhn_mat(directory / FILE_NAMES[part], spec)
+        return read_svhn_mat(directory / FILE_NAMES[part], spec, part)
 
     def count(self, directory: Path, part: OfficialPart, spec: DatasetSpec) -> int:
         """The image count from the variable table, without loading the pixels."""
-        import scipy.io
-
-        path = directory / FILE_NAMES[part]
-        try:
-            shapes = {name: shape for name, shape, _ in scipy.io.whosmat(path)}
-        except Exception as error:  # as in _load_variables: any parse failure
-            raise DatasetError(f"SVHN file {path} is not a readable MATLAB file ({error})") from error
-        if "X" not in shapes or len(shapes["X"]) != 4:
-            raise DatasetError(f"SVHN file {path} lacks a 4-D 'X' variable; {refetch_advice(spec)}")
-        return int(shapes["X"][3])
+        return _header_count(directory / FILE_NAMES[part], spec, part)

@@ -72,6 +72,20 @@ OFFICIAL_SOURCES: dict[str, OfficialSource] = {
 }
 
 
+#: MD5 sums of the files inside official archives, for copies a user extracted themselves. The CIFAR-10
+#: batches' sums are the ones torchvision checks (``torchvision.datasets.CIFAR10.train_list``/``test_list``).
+EXTRACTED_MD5: dict[str, dict[str, str]] = {
+    "cifar10": {
+        "data_batch_1": "c99cafc152244af753f735de768cd75f",
+        "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+        "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+        "data_batch_4": "634d18415352ddfa80567beed471001a",
+        "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+        "test_batch": "40351d587109b95175f43aff81a1287e",
+    },
+}
+
+
 def download_official_files(
     source: OfficialSource,
     target_dir: Path,

@@ -1,0 +1,120 @@
+"""What the jobs are told: one dataclass per layer of options, shared by ``capsq run``, ``capsq quantize``
+and the benchmarks, so every option has one name, one default and one check.
+
+``JobConfig`` (the model, its data, the output folder) < ``SearchConfig`` (the allocation search and the
+quantization settings) < ``RunConfig`` / ``QuantizeConfig`` (each job's own). ``check()`` refuses a
+configuration that cannot work, or whose options contradict each other, before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from capsnet_nncf_plugin.allocation.allocate import ANALYSIS_IMAGES
+from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
+from capsnet_nncf_plugin.allocation.methods import get_method
+from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
+from capsnet_nncf_plugin.allocation.sensitivity import CANDIDATE_BITS
+from capsnet_nncf_plugin.core.clipping import DEFAULT_CLIP
+from capsnet_nncf_plugin.core.integer_format import check_bits
+from capsnet_nncf_plugin.core.settings import DEFAULT_WEIGHT_ROUNDING, QuantizationSettings
+from capsnet_nncf_plugin.job.output import check_output_folder
+
+#: The model the jobs run on unless told otherwise: the bundled ShallowCaps trained on MNIST.
+DEFAULT_MODEL = "zoo:shallowcaps-mnist"
+#: Validation images an allocation search measures each candidate on.
+DEFAULT_VALIDATION_LIMIT = 2000
+#: Validation images every job calibrates on.
+DEFAULT_CALIBRATION_IMAGES = 512
+#: The method value that asks for no search: uniform bits.
+NO_SEARCH = "none"
+
+
+def _check_count(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive number of images, got {value!r}")
+
+
+@dataclass
+class JobConfig:
+    """The model, its data and the output folder."""
+
+    model: str = DEFAULT_MODEL  # zoo:NAME, a checkpoint of `capsq train`, or path/to/file.py:factory
+    dataset: str | None = None  # default: the one the model records
+    data_root: str | None = None  # a folder with the official dataset files
+    weights: str | None = None  # a state dict for a model given as file.py:factory
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+    test_limit: int | None = None  # test images (default: the whole test split)
+    out_dir: str = "reports/job"
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first option that cannot work; the output folder included."""
+        for name in ("calibration_images", "test_limit"):
+            _check_count(name, getattr(self, name))
+        if self.weights is not None and not Path(self.weights).is_file():
+            raise FileNotFoundError(f"weights: no file {self.weights}; give the path of a saved state dict")
+        check_output_folder(self.out_dir)
+
+
+@dataclass
+class SearchConfig(JobConfig):
+    """The allocation search and how its candidates are quantized."""
+
+    method: str | None = None  # an allocation method; None: the default one; "none": no search
+    tolerance: float = 0.1  # percentage points
+    criterion: str = "losses"
+    clip: str = DEFAULT_CLIP
+    bias_correction: bool = False
+    weight_rounding: str = DEFAULT_WEIGHT_ROUNDING
+    validation_limit: int | None = DEFAULT_VALIDATION_LIMIT
+    weight_memory_budget: float | None = None  # MB of weights, for the methods that take a budget
+    weight_reduction: float | None = None  # the same budget as a reduction against the FP32 weights
+    analysis_images: int = ANALYSIS_IMAGES
+    analysis_bits: tuple[int, ...] = CANDIDATE_BITS
+    analysis_cache: str | None = None  # a JSON file keeping the error analysis across runs
+
+    @property
+    def searches(self) -> bool:
+        return self.method != NO_SEARCH
+
+    @property
+    def search_method(self) -> str:
+        """The method the search runs: the one given, else the default."""
+        return DEFAULT_METHOD if self.method in (None, NO_SEARCH) else self.method
+
+    def settings(self) -> QuantizationSettings:
+        """The quantization settings every candidate, and the result, is quantized with."""
+        return QuantizationSettings(self.clip, self.bias_correction, self.weight_rounding)
+
+    def check(self) -> None:
+        super().check()
+        self.settings()  # clip, rounding, and the two that do not combine
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {self.criterion!r}")
+        tolerance = self.tolerance
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not tolerance >= 0:
+            raise ValueError(f"tolerance is in percentage points and must be >= 0, got {tolerance}")
+        if not math.isfinite(tolerance):
+            raise ValueError(f"tolerance is in percentage points and must be finite, got {tolerance}")
+        for name in ("validation_limit", "analysis_images"):
+            _check_count(name, getattr(self, name))
+        for bits in self.analysis_bits:
+            check_bits(bits, "analysis_bits")
+        for name in ("weight_memory_budget", "weight_reduction"):
+            budget = getattr(self, name)
+            valid = isinstance(budget, int | float) and not isinstance(budget, bool) and math.isfinite(budget)
+            if budget is not None and not (valid and budget > 0):
+                raise ValueError(f"{name} must be a number > 0, got {budget!r}")
+        if self.weight_memory_budget is not None and self.weight_reduction is not None:
+            raise ValueError(
+                "--weight-memory-budget and --weight-reduction both set the weights budget: give one"
+            )
+        if self.searches:
+            get_method(self.search_method)  # an unknown name lists the registered methods
+
+
+def config_fields(config_type: type) -> set[str]:
+    """The option names a config dataclass has."""
+    return {field.name for field in fields(config_type)}

@@ -1,0 +1,104 @@
+"""The bit-width allocation job (``capsq quantize``): the error analysis, one method's search (or every
+method's, to compare), the integer model on the test split, and a report folder with plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from capsnet_nncf_plugin.allocation import available_methods
+from capsnet_nncf_plugin.allocation.report import (
+    plot_accuracy_vs_memory,
+    plot_bits,
+    plot_block_sensitivity,
+    plot_routing_sensitivity,
+    plot_sensitivity,
+    write_markdown,
+)
+from capsnet_nncf_plugin.atomic_file import write_text_atomically
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.evaluation import evaluate_accuracy
+from capsnet_nncf_plugin.fx import quantize_fx
+from capsnet_nncf_plugin.job.config import SearchConfig
+from capsnet_nncf_plugin.job.inputs import load_inputs
+from capsnet_nncf_plugin.job.output import RunFolder
+from capsnet_nncf_plugin.job.search import analyze, search
+
+logger = logging.getLogger(__name__)
+
+#: The baseline every report compares against, run beside the chosen method.
+BASELINE_METHOD = "uniform-8"
+
+
+@dataclass
+class QuantizeConfig(SearchConfig):
+    """What ``capsq quantize`` does; every field is a command-line option (``capsq quantize --help``)."""
+
+    out_dir: str = "reports/quantize"
+    compare: bool = False  # also run every other method, for the comparison plot
+
+    def check(self) -> None:
+        if not self.searches:
+            raise ValueError("capsq quantize searches an allocation: give a --method other than 'none'")
+        super().check()
+
+
+@dataclass
+class QuantizeResult:
+    allocation: BitAllocation
+    fp32_accuracy: float
+    accuracy: float
+    test_images: int
+    methods: dict[str, BitAllocation] = field(default_factory=dict)
+
+    def comparison(self) -> list[dict[str, Any]]:
+        return [{"method": method, **allocation.info} for method, allocation in self.methods.items()]
+
+
+def quantize(config: QuantizeConfig, progress: bool = True) -> QuantizeResult:
+    """Run the allocation job and write its report folder ``config.out_dir`` (replaced as a whole)."""
+    config.check()
+    with RunFolder(config.out_dir) as folder:
+        inputs = load_inputs(config)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            analysis = analyze(inputs, config, progress, complete=True)
+            analysis.save(folder.stage("error_analysis.json"))
+            plot_sensitivity(folder.stage("sensitivity.png"), analysis)
+            plot_block_sensitivity(folder.stage("block_sensitivity.png"), analysis)
+            plot_routing_sensitivity(folder.stage("routing_sensitivity.png"), analysis)
+            chosen = config.search_method
+            others = [method for method in available_methods() if method != chosen]
+            methods = [chosen, *(others if config.compare else [m for m in others if m == BASELINE_METHOD])]
+            results = {}
+            for method in methods:
+                started = time.perf_counter()
+                results[method] = search(inputs, config, method, analysis, progress)
+                logger.info("%s: %.0f s", method, time.perf_counter() - started)
+            allocation = results[chosen]
+            allocation.save(folder.stage("allocation.json"))
+            fp32 = evaluate_accuracy(
+                inputs.model, inputs.test, limit=config.test_limit, progress=progress, description="FP32 test"
+            )
+            # With the settings the allocation records, as its search measured it.
+            quantized = quantize_fx(inputs.model, inputs.calibration, allocation=allocation)
+            accuracy = evaluate_accuracy(
+                quantized, inputs.test, limit=config.test_limit, progress=progress, description="integer test"
+            )
+        images = len(inputs.test) if config.test_limit is None else min(config.test_limit, len(inputs.test))
+        result = QuantizeResult(allocation, fp32, accuracy, images, results)
+        test_summary = {"fp32_accuracy": fp32, "accuracy": accuracy, "images": images}
+        comparison = result.comparison()
+        title = f"capsq quantize: {config.model}"
+        write_markdown(folder.stage("report.md"), title, allocation, test_summary, comparison)
+        plot_bits(folder.stage("bits_per_layer.png"), allocation)
+        plot_accuracy_vs_memory(folder.stage("accuracy_vs_memory.png"), comparison)
+        write_text_atomically(
+            folder.stage("summary.json"),
+            json.dumps({"test": test_summary, "methods": comparison}, indent=2, default=float) + "\n",
+        )
+    return result

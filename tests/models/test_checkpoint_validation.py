@@ -1,0 +1,254 @@
+"""Malformed checkpoints: every one is a one-line CheckpointError naming the problem and the fix.
+
+The fixed cases are the hostile-user study's; the property test feeds arbitrary dicts under the format
+marker to the loader and accepts only a CheckpointError or a correctly loaded model.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from capsnet_nncf_plugin.cli import main
+from capsnet_nncf_plugin.errors import CheckpointError
+from capsnet_nncf_plugin.models import Checkpoint, create, load_checkpoint
+from capsnet_nncf_plugin.models.checkpoint import FORMAT, MAX_PARAMETERS, VERSION
+
+# One real model's weights, shared read-only by every case (building it costs 0.1 s).
+REAL_STATE = create("shallowcaps").state_dict()
+FIX = "re-create it with `capsq train --out DIR` or restore the original file"
+
+
+def _payload(**changes: Any) -> dict[str, Any]:
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": "shallowcaps",
+        "config": {"num_classes": 10},
+        "state_dict": REAL_STATE,
+        "metadata": {"dataset": "mnist"},
+    }
+    payload.update(changes)
+    return {key: value for key, value in payload.items() if value is not _ABSENT}
+
+
+_ABSENT = object()
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path)
+    message = str(raised.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+def _saved(tmp_path: Path, payload: Any, name: str = "bad.pt") -> Path:
+    path = tmp_path / name
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"version": "2"}, "format version '2' is not a positive integer"),
+        ({"version": _ABSENT}, "format version None is not a positive integer"),
+        ({"version": True}, "format version True is not a positive integer"),
+        ({"config": _ABSENT}, "it has no 'config'"),
+        ({"model": 5}, "'model' is 5, not one of ['deepcaps', 'shallowcaps']"),
+        ({"model": "resnet"}, "'model' is 'resnet', not one of"),
+        ({"config": [1, 28, 10]}, "'config' is list, not a mapping of constructor arguments"),
+        ({"config": {"num_classes": -5}}, "config 'num_classes' is -5, not an integer in 1..1000"),
+        ({"config": {"num_classes": 10**6}}, "config 'num_classes' is 1000000, not an integer in 1..1000"),
+        ({"config": {"num_classes": 10.0}}, "config 'num_classes' is 10.0, not an integer in 1..1000"),
+        ({"config": {"num_classes": True}}, "config 'num_classes' is True, not an integer"),
+        ({"config": {"decoder": 1}}, "config 'decoder' is 1, not true/false"),
+        ({"config": {"pixel_shift": 17}}, "config 'pixel_shift' is 17, not an integer in 0..16"),
+        ({"config": {"num_clases": 10}}, "config key 'num_clases' is not an argument of shallowcaps"),
+        ({"config": {3: 10}}, "config key 3 is not an argument of shallowcaps"),
+        ({"config": {"image_size": 20}}, "cannot build: ShallowCaps needs images of at least 25x25 pixels"),
+        ({"state_dict": _ABSENT}, "'state_dict' is None, not a mapping of weights"),
+        ({"state_dict": [1, 2]}, "'state_dict' is list, not a mapping of weights"),
+        ({"state_dict": {"conv1.weight": 5}}, "'state_dict' entry 'conv1.weight' is 5, not a tensor"),
+        ({"metadata": [1]}, "'metadata' is list, not a mapping with string keys"),
+        ({"metadata": {"dataset": 5}}, "metadata 'dataset' is 5, not a dataset name"),
+        ({"metadata": {"dataset": ""}}, "metadata 'dataset' is '', not a dataset name"),
+        ({"training_state": 5}, "'training_state' is 5, not a mapping"),
+    ],
+)
+def test_malformed_bodies_are_one_line_errors(tmp_path: Path, changes: dict, expected: str) -> None:
+    message = _error(_saved(tmp_path, _payload(**changes)))
+    assert expected in message
+    assert message.startswith(f"checkpoint {tmp_path / 'bad.pt'} ")
+    if "cannot build" not in expected:
+        assert message.endswith(FIX)
+
+
+def test_a_config_within_each_bound_but_huge_together_is_refused_before_allocating(tmp_path: Path) -> None:
+    path = _saved(tmp_path, _payload(config={"image_size": 256, "num_classes": 1000}, state_dict={}))
+    started = time.perf_counter()
+    message = _error(path)
+    assert f"beyond the {MAX_PARAMETERS:,} allowed" in message and "describes a model of over" in message
+    assert time.perf_counter() - started < 5  # 64 GB of class-capsule weights were never allocated
+
+
+def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
+    state = dict(REAL_STATE)
+    del state["conv1.bias"]
+    state["extra.weight"] = torch.zeros(1)
+    state["conv1.weight"] = torch.zeros(256, 1, 3, 3)
+    message = _error(_saved(tmp_path, _payload(state_dict=state)))
+    assert "does not match its model config: missing weights ['conv1.bias']" in message
+    assert "unexpected weights ['extra.weight']" in message
+    assert "conv1.weight is [256, 1, 3, 3], expected [256, 1, 9, 9]" in message and message.endswith(FIX)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights(tmp_path: Path, bad: float) -> None:
+    state = dict(REAL_STATE)
+    state["conv1.bias"] = state["conv1.bias"].clone()
+    state["conv1.bias"][3] = bad
+    message = _error(_saved(tmp_path, _payload(state_dict=state)))
+    assert "weight conv1.bias holds complex, NaN or infinite values" in message
+
+
+def test_a_directory_is_named_as_such(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    assert "is a directory, not a checkpoint file; pass the .pt file" in _error(run)
+    _saved(run, _payload(), "best.pt")
+    assert _error(run).endswith(f"is a directory, not a checkpoint file; pass {run / 'best.pt'}")
+
+
+def test_the_valid_payload_loads(tmp_path: Path) -> None:
+    # The cases above differ from this payload by one change each, so each error is that change's.
+    loaded = load_checkpoint(_saved(tmp_path, _payload()))
+    assert loaded.metadata == {"dataset": "mnist"} and not loaded.model.training
+    assert torch.equal(loaded.model.state_dict()["conv1.weight"], REAL_STATE["conv1.weight"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"version": "2"}, "format version '2'"),
+        ({"config": {"num_classes": 10**6}}, "config 'num_classes' is 1000000"),
+        ({"state_dict": _ABSENT}, "'state_dict' is None"),
+    ],
+)
+def test_capsq_eval_reports_a_malformed_checkpoint_on_one_line(tmp_path, capsys, changes, expected) -> None:
+    path = _saved(tmp_path, _payload(**changes))
+    assert main(["eval", "--model", str(path), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"capsq eval: error: checkpoint {path} is malformed: ") and error.count("\n") == 1
+    assert expected in error and "Traceback" not in error
+
+
+def test_capsq_eval_names_a_directory(tmp_path, capsys) -> None:
+    assert main(["eval", "--model", str(tmp_path), "--no-progress"]) == 2
+    assert "is a directory, not a checkpoint file" in capsys.readouterr().err
+
+
+# --- property: arbitrary dicts under the marker ------------------------------------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+_config_keys = st.sampled_from(
+    ["in_channels", "image_size", "num_classes", "routing_iterations", "class_bias", "decoder", "pixel_shift"]
+)
+_config = st.one_of(
+    _json,
+    st.dictionaries(
+        _config_keys | st.text(max_size=6),
+        st.one_of(st.integers(-3, 300), st.booleans(), _json),
+        max_size=3,
+    ),
+)
+_small_tensor = st.sampled_from(
+    [torch.zeros(1), torch.ones(2, 2), torch.tensor([math.nan]), torch.zeros(3, dtype=torch.int64)]
+)
+
+
+def _real_state_with(key: str, value: Any) -> dict[str, Any]:
+    state = dict(REAL_STATE)
+    state[key] = value
+    return state
+
+
+_state_dict = st.one_of(
+    _json,
+    st.just(REAL_STATE),
+    st.dictionaries(
+        st.sampled_from(sorted(REAL_STATE)[:3]) | st.text(max_size=6), _small_tensor | _json, max_size=3
+    ),
+    st.builds(_real_state_with, st.sampled_from(sorted(REAL_STATE)), _small_tensor | _json),
+)
+_MUTATIONS = {
+    "version": _json,
+    "model": st.sampled_from(["deepcaps", "ShallowCaps"]) | _json,
+    "config": _config,
+    "state_dict": _state_dict,
+    "metadata": st.dictionaries(st.just("dataset"), _json) | _json,
+    "training_state": _json,
+}
+
+
+@st.composite
+def _payloads(draw: st.DrawFn) -> dict[str, Any]:
+    """The valid payload with up to three keys replaced by arbitrary values or removed."""
+    payload = _payload()
+    for key in draw(st.lists(st.sampled_from(sorted(_MUTATIONS)), max_size=3, unique=True)):
+        if draw(st.booleans()):
+            payload[key] = draw(_MUTATIONS[key])
+        else:
+            payload.pop(key, None)
+    return payload
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=_payloads())
+def test_arbitrary_payloads_give_a_checkpoint_error_or_a_valid_model(payload: dict[str, Any]) -> None:
+    # The property is about the payload torch.load returns, so it is handed over without a 27 MB file per
+    # example; test_malformed_bodies_are_one_line_errors goes through real files.
+    with mock.patch.object(torch, "load", return_value=copy.copy(payload)):
+        try:
+            loaded = load_checkpoint(__file__)
+        except CheckpointError as error:
+            assert "\n" not in str(error) and __file__ in str(error)
+            return
+    assert isinstance(loaded, Checkpoint) and not loaded.model.training
+    assert payload["state_dict"] is REAL_STATE  # nothing else can match a model's weights
+    # What the loader hands on is what its users may rely on: a metadata dict naming its dataset.
+    assert isinstance(loaded.metadata, dict) and isinstance(loaded.training_state, dict | None)
+    assert isinstance(loaded.metadata.get("dataset", "mnist"), str)
+    for key in ("conv1.weight", "class_caps.transform.weight"):
+        if key in REAL_STATE:
+            assert torch.equal(loaded.model.state_dict()[key], REAL_STATE[key])
+
+
+def test_capsq_eval_refuses_a_dataset_the_model_was_not_built_for(capsys) -> None:
+    assert main(["eval", "--model", "zoo:shallowcaps-mnist", "--dataset", "cifar10", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "takes 1x28x28 images of 10 classes but cifar10 has 3x32x32" in error
+    assert "pass --dataset with the dataset the model was trained on" in error
+
+
+def test_capsq_eval_of_a_checkpoint_naming_an_unknown_dataset(tmp_path, capsys) -> None:
+    # A checkpoint of a model trained on the caller's own data loads; eval names the dataset it lacks.
+    path = _saved(tmp_path, _payload(metadata={"dataset": "imagenet"}))
+    assert load_checkpoint(path).metadata == {"dataset": "imagenet"}
+    assert main(["eval", "--model", str(path), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("capsq eval: error: unknown dataset 'imagenet'") and error.count("\n") == 1
