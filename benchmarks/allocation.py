@@ -224,10 +224,12 @@ class Record:
         with self._locked():
             entry = self.model(reference)
             entry["fp32"] = fp32
+            code = self.code or "unknown"
             entry["methods"][method] = {
                 **row,
                 "measured": datetime.date.today().isoformat(),
-                "code": self.code or "unknown",
+                "code": code,
+                **_before(entry["methods"].get(method), code),
             }
             self.measured.add((reference, method))
             write_text_atomically(self.path, json.dumps(self.data, indent=2) + "\n")
@@ -242,6 +244,23 @@ class Record:
 
     def _write_table(self) -> None:
         write_text_atomically(self.table, markdown(self.data, self.command))
+
+
+#: What a re-measured row keeps of the row it replaces, as ``before``: the search's cost then.
+BEFORE_KEYS = ("search_seconds", "evaluations", "measured", "code")
+
+
+def _before(previous: dict[str, Any] | None, code: str) -> dict[str, Any]:
+    """The ``before`` of a row re-measured by ``code``: the earliest cost of the row measured by other code
+    (a row re-measured by the same code keeps the ``before`` it had), so the table shows what a change of
+    the code did to the search's seconds and evaluations."""
+    if previous is None:
+        return {}
+    if "before" in previous:
+        return {"before": previous["before"]}
+    if previous.get("code", "unknown") == code:
+        return {}
+    return {"before": {key: previous.get(key) for key in BEFORE_KEYS}}
 
 
 def qcapsnets_reached(rows: dict[str, dict]) -> str | None:
@@ -282,7 +301,8 @@ def markdown(record: dict[str, Any], command: str) -> str:
         "integer model (integer squash and routing), in torch and in onnxruntime with the custom-op library;",
         "each row's ratios come from one run, on the day in its last column. `search s` is wall-clock on",
         "a 2-core machine and grows when other work shares it; `evals` (candidate allocations evaluated) is",
-        "the cost to compare methods by.",
+        "the cost to compare methods by. `before`: the search of the row this one replaced, measured by",
+        "other code (the JSON record names its commit and day).",
         f"Search criterion: `{settings['criterion']}` (what it means: docs/allocation.md). Bias correction: "
         f"{'on (not in the Q-CapsNets baseline, which has none)' if settings['bias_correction'] else 'off'}. "
         f"Activation clipping: `{settings.get('clip', 'hardware')}`. Weight rounding: "
@@ -291,18 +311,22 @@ def markdown(record: dict[str, Any], command: str) -> str:
         f"{budget_sentence(settings)}",
         "",
         "| model | method | FP32 % | torch % | onnxruntime % | loss pp | weights x | activations x "
-        "| search s | evals | measured |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| search s | evals | before: search s | evals | measured |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     summaries = []
     for reference, entry in sorted(record["models"].items()):
         fp32, rows = entry["fp32"], entry["methods"]
         for method, row in sorted(rows.items()):
+            before = row.get("before") or {}
+            before_seconds = (
+                "-" if before.get("search_seconds") is None else f"{before['search_seconds']:.0f}"
+            )
             lines.append(
                 f"| {reference} | {method} | {fp32:.2f} | {row['torch']:.2f} | {row['onnxruntime']:.2f} | "
                 f"{fp32 - row['torch']:.2f} | {row['weight_reduction']:.2f} | "
                 f"{row['activation_reduction']:.2f} | {row['search_seconds']:.0f} | {row['evaluations']} | "
-                f"{row.get('measured', '-')} |"
+                f"{before_seconds} | {before.get('evaluations', '-')} | {row.get('measured', '-')} |"
             )
         reached = qcapsnets_reached(rows)
         if reached:

@@ -39,6 +39,13 @@ def capsnet_export_forms() -> dict[type, Any]:
 
 
 @hookimpl
+def capsnet_capture_recognizers() -> dict[str, Any]:
+    from capsnet_nncf_plugin.capture.recognizers import BUILTIN_RECOGNIZERS
+
+    return dict(BUILTIN_RECOGNIZERS)
+
+
+@hookimpl
 def capsnet_nncf_metatypes() -> dict[str, Any]:
     from capsnet_nncf_plugin.nncf.metatypes import CAPSULE_METATYPES
 

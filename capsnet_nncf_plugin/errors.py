@@ -56,9 +56,18 @@ class CalibrationError(CapsqError):
 
 
 class ConfigError(CapsqError, ValueError):
-    """A configuration (an NNCF configuration file or dict) the plugin cannot use; the message names the
-    key and the fix."""
+    """A configuration the plugin cannot use (a job's options, an NNCF configuration file or dict); the
+    message names the option or key and the fix."""
 
 
 class AllocationError(CapsqError, ValueError):
     """A bit allocation (a file, a dict or an object) is malformed or does not fit the model."""
+
+
+class MissingFileError(CapsqError, FileNotFoundError):
+    """A file the user named (an allocation, a state dict, a configuration) does not exist."""
+
+
+class ExportInputError(ExportError, ValueError):
+    """An argument of ``export_onnx`` cannot work (the opset, the example inputs, the destination path):
+    refused before the export starts."""

@@ -33,6 +33,11 @@ class CapsnetHooks:
         options)`` returning the module's export form (see capsnet_nncf_plugin/export/forms.py)."""
 
     @hookspec
+    def capsnet_capture_recognizers(self) -> dict[str, Any]:
+        """Capsule-pattern recognizers for ``capture`` (``name -> recognize(context) -> list[Match]``, run in
+        the order of their ``order`` attribute; see docs/capture.md)."""
+
+    @hookspec
     def capsnet_nncf_metatypes(self) -> dict[str, Any]:
         """NNCF operator metatypes (``PTOperatorMetatype`` subclasses) for capsule functions, by name;
         the NNCF adapter registers them in NNCF's registry before it quantizes."""

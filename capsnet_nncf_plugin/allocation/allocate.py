@@ -15,6 +15,7 @@ from capsnet_nncf_plugin.allocation.memory import memory_report
 from capsnet_nncf_plugin.allocation.methods import SearchContext, get_method
 from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis, analyze_errors
+from capsnet_nncf_plugin.capture import ensure_captured
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.evaluation import iterate_batches
@@ -53,6 +54,7 @@ def allocate(
     analysis: ErrorAnalysis | None = None,
     progress: bool = False,
     criterion: str = "losses",
+    fast: bool = True,
 ) -> BitAllocation:
     """Per-layer bits for ``model`` that lose at most ``tolerance`` percentage points of validation accuracy.
 
@@ -67,6 +69,8 @@ def allocate(
     (``allocation.settings``), so quantizing it repeats them.
     ``info`` of the result records the search: accuracies, evaluations, memory reductions,
     ``analysis_seconds`` (the error analysis) and ``search_seconds`` (everything else).
+    ``fast``: evaluate candidates with the native kernels and the prefix cache (``evaluator.py``); the same
+    decisions as ``False``, which runs each candidate's torch integer model as it is.
     """
     if tolerance < 0:
         raise ValueError(f"tolerance is in percentage points and must be >= 0, got {tolerance}")
@@ -76,13 +80,21 @@ def allocate(
     calibration = _batches(calibration_data, calibration_images)
     if not calibration:
         raise ValueError("allocate needs calibration data; pass a dataset or at least one batch of images")
+    # A model whose capsules are written by hand is searched (and its result named) as its capture.
+    model = ensure_captured(model, calibration[0])
     started = time.perf_counter()
     analysis_before = 0.0 if analysis is None else analysis.seconds
     if analysis is None:
         # Lazy: a method measures only the (layer, kind, width) entries it reads.
         analysis = analyze_errors(model, analysis_batches(calibration), settings=settings, lazy=True)
     evaluator = AccuracyEvaluator(
-        model, calibration, validation_data, settings=settings, limit=validation_limit, criterion=criterion
+        model,
+        calibration,
+        validation_data,
+        settings=settings,
+        limit=validation_limit,
+        criterion=criterion,
+        fast=fast,
     )
     context = SearchContext(
         layers=quantizable_layers(model),

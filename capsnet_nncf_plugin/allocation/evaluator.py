@@ -7,22 +7,53 @@ What "accuracy holds" means is the search's ``criterion``:
   classifies correctly are misclassified. Images the quantized model happens to get right where FP32 did
   not earn no credit: a search that counts them drifts toward allocations that were lucky on the
   validation split, and loses the difference on the test split.
+
+How a candidate is evaluated, fast and exactly (``fast=True``, the default; docs/allocation.md, "Search
+speed"): the integer model of the allocation (``SharedCalibration``: one calibration for every candidate)
+runs on the validation batches with
+
+* the integer squash and routing of the native library (``native_kernels``), the same integers as the torch
+  reference ten times faster on routing;
+* the activations of the prefix it shares with a candidate evaluated before taken from a cache
+  (``prefix_cache``): a candidate that changes the class capsules alone runs the class capsules alone;
+* the validation images in the order of FP32's margin (top score minus the second), smallest first: the
+  images a quantized model loses are mostly the ones FP32 nearly lost, so a failing candidate exceeds the
+  tolerance, and stops, within its first batches. Each image's prediction does not depend on the batch it
+  is in, so a candidate measured to the end scores the same whatever the order;
+* batches stopping as soon as the candidate has lost more images than the tolerance allows.
+
+An evaluator also shares, with the next one built on the same model, calibration and validation images
+(the next method of ``capsq quantize --compare``, the uniform-8 baseline beside a search), the FP32
+predictions, the calibration statistics, the cached prefixes and the measurements themselves
+(:func:`shared_state`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import Dataset
 
+from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
+from capsnet_nncf_plugin.allocation.prefix_cache import PrefixCache, PrefixRunner, choose_cuts
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
-from capsnet_nncf_plugin.evaluation import EVALUATION_BATCH, accuracy_of, iterate_batches, predict
+from capsnet_nncf_plugin.evaluation import EVALUATION_BATCH, accuracy_of, iterate_batches
 from capsnet_nncf_plugin.fx import SharedCalibration, quantize_fx
+
+logger = logging.getLogger(__name__)
+
+#: Bytes of activations the prefix cache keeps by default (DeepCaps: 46 KB per image at its cuts, so
+#: about five candidates of 2,000 images).
+PREFIX_CACHE_BYTES = 512 * 2**20
+#: The cuts may take this share of the cache per candidate, so that several candidates fit.
+CANDIDATES_PER_CACHE = 5
 
 CRITERIA = ("losses", "accuracy")
 
@@ -47,11 +78,79 @@ def check_criterion(criterion: str) -> str:
     return criterion
 
 
+@torch.no_grad()
+def fp32_pass(
+    model: torch.nn.Module, dataset: Dataset, batch_size: int, limit: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """FP32's predictions on the first ``limit`` images, their labels, FP32's margins (top score minus the
+    second) and the images, all in the dataset's order."""
+    predictions, labels, margins, images = [], [], [], []
+    for batch_images, batch_labels in iterate_batches(dataset, batch_size, limit):
+        scores = model(batch_images)
+        top = scores.topk(min(2, scores.shape[1]), dim=1).values
+        predictions.append(scores.argmax(dim=1))
+        margins.append(top[:, 0] - top[:, -1])
+        labels.append(batch_labels)
+        images.append(batch_images)
+    if not labels:
+        raise ValueError("cannot evaluate on an empty dataset")
+    return torch.cat(predictions), torch.cat(labels), torch.cat(margins), torch.cat(images)
+
+
+def _digest(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in tensors:
+        data = tensor.detach().cpu().contiguous().view(-1)
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class SharedState:
+    """What the evaluators of one model, calibration and validation set share (see the module doc).
+
+    ``fp32_predictions`` and ``labels`` in the dataset's order; ``order``: the order the candidates see
+    the images in (smallest FP32 margin first), ``images``: the images in that order.
+    """
+
+    fp32_predictions: torch.Tensor
+    labels: torch.Tensor
+    order: torch.Tensor
+    images: torch.Tensor
+    calibrations: dict[QuantizationSettings, SharedCalibration] = field(default_factory=dict)
+    measurements: dict[tuple, Measurement] = field(default_factory=dict)
+    prefix_cache: PrefixCache | None = None
+    cuts: list[str] | None = None
+    # The model and the dataset whose ids are in the key: held, so that the ids cannot name others.
+    anchors: tuple = ()
+
+
+#: The state of the last evaluator built (one: a job searches one model at a time).
+_shared: dict[tuple, SharedState] = {}
+
+
+def shared_state(key: tuple, create) -> SharedState:
+    """The state stored under ``key``, or ``create()``'s, which replaces whatever was stored."""
+    if key not in _shared:
+        _shared.clear()
+        _shared[key] = create()
+    return _shared[key]
+
+
+def clear_shared_state() -> None:
+    """Forget every evaluator's shared state (its memory: the prefix cache, the calibrations)."""
+    _shared.clear()
+
+
 class AccuracyEvaluator:
     """Quantizes ``model`` with an allocation (FX flow, integer routing) and measures validation accuracy.
 
     Results are cached by allocation, so a search that revisits a configuration pays nothing;
-    ``evaluations`` counts the distinct ones.
+    ``evaluations`` counts the distinct ones. ``fast``: native kernels and the prefix cache (module doc);
+    ``False`` runs each candidate's torch integer model as it is, on every batch it evaluates (the same
+    predictions, bit for bit). ``prefix_cache_bytes``: the cache's budget. ``share``: take and leave the
+    state of an evaluator of the same model, calibration and validation images (module doc).
     """
 
     def __init__(
@@ -63,6 +162,9 @@ class AccuracyEvaluator:
         limit: int | None = None,
         batch_size: int = EVALUATION_BATCH,
         criterion: str = "losses",
+        fast: bool = True,
+        prefix_cache_bytes: int = PREFIX_CACHE_BYTES,
+        share: bool = True,
     ) -> None:
         self.model = model.eval()
         self.calibration = list(calibration_batches)
@@ -73,14 +175,39 @@ class AccuracyEvaluator:
         self.limit = limit
         self.batch_size = batch_size
         self.criterion = check_criterion(criterion)
+        self.fast = fast
+        self.prefix_cache_bytes = prefix_cache_bytes
         self.cache: dict[tuple, Measurement] = {}
         self._latest: tuple[tuple, torch.fx.GraphModule] | None = None
-        # One calibration per clipping mode and rounding serves every allocation without bias correction.
-        self._shared: dict[QuantizationSettings, SharedCalibration] = {}
         self.evaluations = 0
         self.seconds = 0.0
-        self.fp32_predictions, self.labels = predict(self.model, validation_data, batch_size, limit)
+        self.images_evaluated = 0  # validation images run through a candidate (early stops count less)
+        self.images_from_prefix = 0  # of those, images that started at a cached cut
+        # A subclass quantizing its own way cannot share measurements with the plain evaluator.
+        if share and type(self).quantize is AccuracyEvaluator.quantize:
+            key = (
+                id(self.model),
+                _digest(self.model.state_dict().items()),
+                _digest((str(index), batch) for index, batch in enumerate(self.calibration)),
+                id(validation_data),
+                len(validation_data),
+                limit,
+                batch_size,
+            )
+            self.state = shared_state(key, self._new_state)
+        else:
+            self.state = self._new_state()
+        # One calibration per clipping mode and rounding serves every allocation without bias correction.
+        self._shared = self.state.calibrations
+        self.fp32_predictions, self.labels = self.state.fp32_predictions, self.state.labels
         self.fp32_accuracy = accuracy_of(self.fp32_predictions, self.labels)
+
+    def _new_state(self) -> SharedState:
+        predictions, labels, margins, images = fp32_pass(
+            self.model, self.validation, self.batch_size, self.limit
+        )
+        order = torch.sort(margins, stable=True).indices
+        return SharedState(predictions, labels, order, images[order], anchors=(self.model, self.validation))
 
     def settings_of(self, allocation: BitAllocation) -> QuantizationSettings:
         """The allocation's own settings (a baseline sets its own), else the search's."""
@@ -120,44 +247,83 @@ class AccuracyEvaluator:
         """Accuracy and losses of ``allocation`` on every validation image."""
         return self._measure(allocation, stop_beyond=None)
 
+    def _cached(self, key: tuple) -> Measurement | None:
+        """This search's measurement of ``key``, or one an evaluator sharing the state made (same criterion:
+        an early stop depends on it)."""
+        return self.cache.get(key) or self.state.measurements.get((self.criterion, key))
+
     def _measure(self, allocation: BitAllocation, stop_beyond: float | None) -> Measurement:
         key = self._key(allocation)
-        cached = self.cache.get(key)
-        if cached is not None and (
+        cached = self._cached(key)
+        settled = cached is not None and (
             cached.complete or (stop_beyond is not None and stop_beyond <= cached.failed_at_tolerance)
-        ):
+        )
+        if settled:
+            if key not in self.cache:  # another search measured it: this search needed it all the same
+                self.cache[key] = cached
+                self.evaluations += 1
             return cached
         started = time.perf_counter()
         quantized = self.quantized_model(allocation)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             measured = self._run(quantized, stop_beyond)
+        self.evaluations += key not in self.cache
         self.cache[key] = measured
-        self.evaluations += cached is None
+        self.state.measurements[(self.criterion, key)] = measured
         self.seconds += time.perf_counter() - started
         return measured
 
+    def _forward(self, quantized: torch.nn.Module):
+        """``(batch, images) -> scores`` of ``quantized``, the fast way (module doc) or the plain one."""
+        if not self.fast or not isinstance(quantized, torch.fx.GraphModule):
+            return lambda batch, images: quantized(images)
+        if self.state.prefix_cache is None:
+            self.state.prefix_cache = PrefixCache(self.prefix_cache_bytes)
+        runner = PrefixRunner(quantized, self.state.prefix_cache)
+        if self.state.cuts is None:
+            seconds, sizes = runner.profile(self.state.images[: self.batch_size])
+            allowance = self.prefix_cache_bytes / (len(self.labels) * CANDIDATES_PER_CACHE)
+            self.state.cuts = choose_cuts(seconds, sizes, allowance)
+            logger.debug("prefix cache cuts: %s", self.state.cuts)
+        cuts = self.state.cuts
+
+        def forward(batch: int, images: torch.Tensor) -> torch.Tensor:
+            scores = runner.run(batch, images, cuts)
+            self.images_from_prefix += len(images) * (runner.started_at[-1] > 0)
+            return scores
+
+        return forward
+
     @torch.no_grad()
     def _run(self, quantized: torch.nn.Module, stop_beyond: float | None) -> Measurement:
-        """Count right and lost images batch by batch; stop once ``stop_beyond`` pp is surely exceeded."""
+        """Count right and lost images batch by batch (smallest FP32 margin first, see the module doc);
+        stop once ``stop_beyond`` pp is surely exceeded."""
         total = len(self.labels)
-        fp32_right = self.fp32_predictions == self.labels
+        order = self.state.order
+        fp32_right = (self.fp32_predictions == self.labels)[order]
+        ordered_labels = self.labels[order]
         allowed_lost = allowed_wrong = None
         if stop_beyond is not None:
             allowed_lost = stop_beyond / 100 * total + 1e-9
             allowed_wrong = (100 - self.fp32_accuracy + stop_beyond) / 100 * total + 1e-9
         right = lost = seen = 0
-        for images, labels in iterate_batches(self.validation, self.batch_size, total):
-            predictions = quantized(images).argmax(dim=1)
-            right += int((predictions == labels).sum())
-            lost += int((fp32_right[seen : seen + len(labels)] & (predictions != labels)).sum())
-            seen += len(labels)
-            wrong = seen - right
-            settled = allowed_wrong is not None and (
-                wrong > allowed_wrong or (self.criterion == "losses" and lost > allowed_lost)
-            )
-            if settled and seen < total:
-                return Measurement(100.0 * right / seen, 100.0 * lost / total, seen, stop_beyond)
+        with native_kernels(self.fast):
+            forward = self._forward(quantized)
+            for batch, start in enumerate(range(0, total, self.batch_size)):
+                images = self.state.images[start : start + self.batch_size]
+                labels = ordered_labels[start : start + self.batch_size]
+                predictions = forward(batch, images).argmax(dim=1)
+                right += int((predictions == labels).sum())
+                lost += int((fp32_right[seen : seen + len(labels)] & (predictions != labels)).sum())
+                seen += len(labels)
+                self.images_evaluated += len(labels)
+                wrong = seen - right
+                settled = allowed_wrong is not None and (
+                    wrong > allowed_wrong or (self.criterion == "losses" and lost > allowed_lost)
+                )
+                if settled and seen < total:
+                    return Measurement(100.0 * right / seen, 100.0 * lost / total, seen, stop_beyond)
         return Measurement(100.0 * right / total, 100.0 * lost / total, total)
 
     def accuracy(self, allocation: BitAllocation) -> float:

@@ -41,10 +41,11 @@ import torch
 from tqdm.auto import tqdm
 
 from capsnet_nncf_plugin.allocation.layers import Layer, blocks, quantizable_layers
+from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.core.bit_widths import ROUTING_TENSORS, LayerBits, RoutingBits, routing_entries
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
-from capsnet_nncf_plugin.fx.calibration import calibrate
+from capsnet_nncf_plugin.fx.calibration import CalibrationStatistics, calibrate
 from capsnet_nncf_plugin.fx.observed import observe, to_quantized
 from capsnet_nncf_plugin.fx.qconfig import make_qconfig
 from capsnet_nncf_plugin.quantized.carrier import as_float
@@ -69,8 +70,13 @@ logger = logging.getLogger(__name__)
 
 def sqnr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
     """Signal-to-quantization-noise ratio ``10 log10(sum ref^2 / sum (ref - approx)^2)`` in dB."""
-    signal = float((reference.double() ** 2).sum())
-    noise = float(((reference.double() - approximation.double()) ** 2).sum())
+    reference = reference.double()
+    return _sqnr_db(reference, reference - approximation.double())
+
+
+def _sqnr_db(reference: torch.Tensor, error: torch.Tensor) -> float:
+    signal = float((reference**2).sum())
+    noise = float((error**2).sum())
     if noise == 0:
         return math.inf
     if signal == 0:
@@ -80,8 +86,10 @@ def sqnr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
 
 def error_entry(reference: torch.Tensor, approximation: torch.Tensor) -> Entry:
     """The SQNR (dB) and MSE of ``approximation`` against ``reference``."""
-    error = reference.double() - approximation.double()
-    return {"sqnr_db": sqnr_db(reference, approximation), "mse": float((error * error).mean())}
+    # Each tensor converted once (the same sums as before, a third of the float64 traffic).
+    reference = reference.double()
+    error = reference - approximation.double()
+    return {"sqnr_db": _sqnr_db(reference, error), "mse": float((error * error).mean())}
 
 
 class Measurer(Protocol):
@@ -481,13 +489,16 @@ def quantize_alone(
     settings: QuantizationSettings,
     fused_relu: bool,
     moments: dict[str, torch.Tensor] | None = None,
+    statistics: dict[tuple[str, ...], CalibrationStatistics] | None = None,
 ) -> torch.nn.Module:
     """The plugin's quantized module for ``module`` alone, calibrated on ``inputs`` as ``quantize_fx`` would
     calibrate it inside the model (``calibrate``: statistics, bias correction, GPTQ rounding).
 
     A reference-width weight (an activation or routing entry) is the exact baseline: rounded to nearest,
     without a clipping search. ``moments``: a dict kept across calls on the same module and inputs, so GPTQ's
-    input moments are gathered once.
+    input moments are gathered once. ``statistics``: the same for the observers' statistics, which do not
+    depend on the widths (``SharedCalibration``): the float pass over ``inputs`` runs once per layer, not
+    once per entry (not with bias correction, which measures each width's own weights).
     """
     reference = bits.weight >= REFERENCE_BITS
     # A 16-bit reference weight needs no clipping search (it would cost more than the rest of the run).
@@ -495,7 +506,12 @@ def quantize_alone(
     if reference and settings.weight_rounding == "gptq":
         settings = QuantizationSettings(settings.clip, settings.bias_correction, "nearest")
     observed = observe(module, qconfig, fused_relu)
-    calibrate(observed, inputs, settings, moments=moments)
+    shared = statistics is not None and not settings.bias_correction
+    signature = CalibrationStatistics.signature(observed)
+    known = statistics.get(signature) if shared else None
+    calibrate(observed, inputs, settings, moments=moments, restore=known)
+    if shared and known is None:
+        statistics[signature] = CalibrationStatistics.of(observed)
     return to_quantized(observed)
 
 
@@ -530,6 +546,7 @@ class _CalibrationMeasurer:
     iterations: dict[str, int]
     settings: QuantizationSettings
     moments: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # GPTQ's, per layer
+    statistics: dict[str, dict] = field(default_factory=dict)  # the observers', per layer
 
     def _quantized(self, name: str, bits: LayerBits) -> torch.nn.Module:
         inputs = [arguments[0] for arguments in self.captured[name][0]]
@@ -540,6 +557,7 @@ class _CalibrationMeasurer:
             self.settings,
             self.layers[name].fused_relu,
             self.moments.setdefault(name, {}),
+            self.statistics.setdefault(name, {}),
         )
 
     def _layer_entry(self, name: str, bits: LayerBits) -> Entry:
@@ -552,13 +570,18 @@ class _CalibrationMeasurer:
             reference = torch.relu(reference)
         return error_entry(reference, approximation)
 
+    # Every entry runs the integer squash and routing with the native kernels where they load: the same
+    # integers as the torch reference, so the same entries (the cache fingerprint stays valid).
+
     def layer(self, name: str, kind: str, bits: int) -> Entry:
-        return self._layer_entry(name, _bits_for(kind, bits))
+        with native_kernels():
+            return self._layer_entry(name, _bits_for(kind, bits))
 
     def iteration(self, name: str, tensor: str, iteration: int, bits: int) -> Entry:
         count = routing_entries(tensor, self.iterations[name])
         routing = RoutingBits.from_dict(REFERENCE_BITS).with_entry(tensor, iteration, bits, count)
-        return self._layer_entry(name, LayerBits(REFERENCE_BITS, REFERENCE_BITS, routing))
+        with native_kernels():
+            return self._layer_entry(name, LayerBits(REFERENCE_BITS, REFERENCE_BITS, routing))
 
     def block(self, block: str, kind: str, bits: int) -> Entry:
         quantized_block = copy.deepcopy(self.modules[block])
@@ -566,7 +589,7 @@ class _CalibrationMeasurer:
             wrapped = _FloatOutput(self._quantized(name, _bits_for(kind, bits)))
             quantized_block.set_submodule(name.removeprefix(f"{block}."), wrapped)
         inputs, outputs = self.captured[block]
-        with torch.no_grad():
+        with torch.no_grad(), native_kernels():
             approximation = torch.cat([quantized_block(*arguments) for arguments in inputs])
         return error_entry(torch.cat(outputs), approximation)
 

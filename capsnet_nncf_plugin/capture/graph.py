@@ -25,12 +25,6 @@ class CaptureError(CapsqError, ValueError):
     """A model cannot be captured, or its capture does not compute what the model computes."""
 
 
-#: Ops that create a tensor from a shape alone (``torch.zeros(x.size(0), I, J)``): they depend on the batch
-#: size, never on values.
-SHAPE_ONLY_CREATORS = frozenset(
-    {aten.zeros.default, aten.ones.default, aten.full.default, aten.empty.memory_format, aten.scalar_tensor.default}
-)
-
 #: Ops that only move, copy or relabel elements (every output element is one input element).
 ELEMENT_MOVES = frozenset(
     {
@@ -64,7 +58,7 @@ ELEMENT_MOVES = frozenset(
 
 
 def export_model(model: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> fx.GraphModule:
-    """``torch.export`` of ``model`` with a dynamic batch (dim 0 of every input), as an FX graph of ATen ops."""
+    """``torch.export`` of ``model`` with a dynamic batch (dim 0 of every input): an FX graph of ATen ops."""
     batch = torch.export.Dim("batch")
     dynamic_shapes = tuple({0: batch} for _ in example_inputs)
     try:
@@ -121,15 +115,14 @@ def module_path(node: fx.Node) -> str:
 
 
 def is_shape_only(node: fx.Node, known: dict[fx.Node, bool] | None = None) -> bool:
-    """Whether ``node`` depends on no tensor value: a batch size, or a tensor created from sizes alone."""
+    """Whether ``node`` depends on no tensor value, only on sizes: the batch size, a tensor created from
+    sizes (``torch.zeros(x.size(0), I, J)``), or anything computed from such alone (its softmax)."""
     known = {} if known is None else known
     if node in known:
         return known[node]
     if node.op == "call_function" and node.target in (aten.sym_size.int, aten.sym_numel.default):
         result = True
-    elif node.op == "call_function" and node.target in SHAPE_ONLY_CREATORS:
-        result = all(is_shape_only(source, known) for source in tensor_nodes(node))
-    elif node.op == "call_function" and fake(node) is None:  # arithmetic on sizes
+    elif node.op == "call_function":
         result = all(is_shape_only(source, known) for source in tensor_nodes(node))
     else:
         result = False
@@ -145,6 +138,7 @@ class CapturedGraph:
     example_inputs: tuple[torch.Tensor, ...]
     values: dict[fx.Node, object] = field(default_factory=dict)
     _shape_only: dict[fx.Node, bool] = field(default_factory=dict)
+    _parameter_only: dict[fx.Node, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.values:
@@ -166,6 +160,35 @@ class CapturedGraph:
     def shape_only(self, node: fx.Node) -> bool:
         return is_shape_only(node, self._shape_only)
 
+    def parameter_only(self, node: fx.Node) -> bool:
+        """Whether ``node`` is a parameter, or computed from parameters (and sizes) alone
+        (``W[:, None]``, ``W.unsqueeze(0).expand(...)``)."""
+        if node not in self._parameter_only:
+            if node.op == "get_attr":
+                result = True
+            elif node.op == "call_function":
+                sources = tensor_nodes(node)
+                result = any(self.parameter_only(source) for source in sources) and all(
+                    self.parameter_only(source) or self.shape_only(source) for source in sources
+                )
+            else:
+                result = False
+            self._parameter_only[node] = result
+        return self._parameter_only[node]
+
+    def parameters_read(self, nodes: Iterable[fx.Node]) -> set[fx.Node]:
+        """The ``get_attr`` nodes the nodes read, directly or through parameter-only nodes."""
+        found, stack = set(), [source for node in nodes for source in tensor_nodes(node)]
+        while stack:
+            node = stack.pop()
+            if node in found or not self.parameter_only(node):
+                continue
+            if node.op == "get_attr":
+                found.add(node)
+            else:
+                stack.extend(tensor_nodes(node))
+        return found
+
     def forward_closure(self, sources: Iterable[fx.Node], allow_parameters: bool = False) -> list[fx.Node]:
         """Nodes (in graph order) computed from ``sources`` alone: every tensor argument is a source, in the
         closure, shape-only, or (with ``allow_parameters``) a parameter."""
@@ -180,7 +203,7 @@ class CapturedGraph:
             if all(
                 argument in inside
                 or self.shape_only(argument)
-                or (allow_parameters and argument.op == "get_attr")
+                or (allow_parameters and self.parameter_only(argument))
                 for argument in arguments
             ):
                 inside.add(node)
@@ -209,7 +232,9 @@ class CapturedGraph:
             stack.extend(tensor_nodes(node))
         return [node for node in self.nodes if node in needed]
 
-    def extract(self, inputs: Sequence[fx.Node], output: fx.Node, region: Sequence[fx.Node]) -> Callable[..., object]:
+    def extract(
+        self, inputs: Sequence[fx.Node], output: fx.Node, region: Sequence[fx.Node]
+    ) -> Callable[..., object]:
         """The region as a function of its inputs: ``f(*tensors)`` computes ``output``'s value.
 
         Parameters the region reads are the model's own; a batch size read from outside the region is taken
@@ -226,7 +251,7 @@ class CapturedGraph:
                 return environment[node]
             if node.op == "get_attr":
                 environment[node] = graph.get_attr(str(node.target))
-            elif node in members:
+            elif node in members or self.parameter_only(node):
                 environment[node] = graph.node_copy(node, copy)
             elif self.shape_only(node):
                 if node.op == "call_function" and node.target is aten.sym_size.int:
@@ -272,5 +297,7 @@ def close(actual: torch.Tensor, expected: torch.Tensor, relative: float = 1e-4) 
     if not (torch.isfinite(actual).all() and torch.isfinite(expected).all()):
         return False
     scale = float(expected.detach().abs().max()) if expected.numel() else 0.0
-    difference = float((actual.detach().double() - expected.detach().double()).abs().max()) if actual.numel() else 0.0
+    difference = (
+        float((actual.detach().double() - expected.detach().double()).abs().max()) if actual.numel() else 0.0
+    )
     return difference <= relative * scale + 1e-6

@@ -91,7 +91,21 @@ class Match:
     output_layout: Layout = field(default_factory=Layout)
     description: str = ""
     absorbs: list[Match] = field(default_factory=list)
+    #: What a recognizer tells the ones after it (a routing's axes of its votes, ...).
+    details: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.input_layouts:
             self.input_layouts = [Layout() for _ in self.inputs]
+
+
+@dataclass
+class FloatRegion:
+    """A region recognized but left float (a routing variant the integer op does not compute): later
+    recognizers leave its nodes alone; ``votes`` and ``votes_axes`` let the vote transform before it still
+    become a quantized module."""
+
+    nodes: list[fx.Node]
+    reason: str
+    votes: fx.Node | None = None
+    votes_axes: dict[str, int] | None = None

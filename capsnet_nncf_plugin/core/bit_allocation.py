@@ -28,7 +28,7 @@ from typing import Any
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.core.bit_widths import DEFAULT_BITS, LayerBits, RoutingBits
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
-from capsnet_nncf_plugin.errors import AllocationError
+from capsnet_nncf_plugin.errors import AllocationError, MissingFileError
 
 FORMAT_VERSION = 1
 _TOP_LEVEL_KEYS = ("format", "method", "layers", "settings", "info")
@@ -181,7 +181,7 @@ class BitAllocation:
         if source.is_dir():
             raise AllocationError(f"allocation file {source} is a directory; pass the allocation.json in it")
         if not source.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"allocation file {source} does not exist; write one with `capsq quantize`"
             )
         if source.stat().st_size > MAX_FILE_BYTES:

@@ -22,6 +22,7 @@ import torch
 
 from capsnet_nncf_plugin.core.arithmetic import MAX_EXPONENT, MIN_EXPONENT, fake_quantize
 from capsnet_nncf_plugin.core.integer_format import check_bits, quant_range
+from capsnet_nncf_plugin.errors import ConfigError
 
 #: The clipping modes an observer accepts, by name.
 CLIP_MODES = ("minmax", "hardware", "percentile", "mse")
@@ -40,7 +41,7 @@ _mse_memo: OrderedDict[tuple, list[int]] = OrderedDict()
 def check_clip_mode(clip: str) -> str:
     """Return ``clip`` if it names a clipping mode, else raise ``ValueError`` listing the valid ones."""
     if clip not in CLIP_MODES:
-        raise ValueError(f"clip must be one of {', '.join(CLIP_MODES)}; got {clip!r}")
+        raise ConfigError(f"clip must be one of {', '.join(CLIP_MODES)}; got {clip!r}")
     return clip
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from capsnet_nncf_plugin.errors import ConfigError
+
 #: Narrowest supported integer format: one bit carries no magnitude once a sign or a zero is needed.
 MIN_BITS = 2
 #: Widest supported integer format: every value fits a float32 mantissa (24 bits) exactly, with room for
@@ -42,7 +44,7 @@ def check_bits(bits: int, argument: str = "bits") -> int:
     """Return ``bits`` if it is an integer in ``MIN_BITS..MAX_BITS``, else raise ``ValueError``."""
     # bool is an int subclass; True as a bit-width is a caller's mistake, not 1 bit.
     if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(
+        raise ConfigError(
             f"{argument} must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}; "
             f"pick a bit-width in that range"
         )

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from capsnet_nncf_plugin.core.clipping import DEFAULT_CLIP, check_clip_mode
-from capsnet_nncf_plugin.errors import AllocationError
+from capsnet_nncf_plugin.errors import AllocationError, ConfigError
 
 #: How a layer's weights get their integer codes: ``nearest`` (the quantizer's rounding) or ``gptq``.
 WEIGHT_ROUNDINGS = ("nearest", "gptq")
@@ -21,7 +21,7 @@ DEFAULT_WEIGHT_ROUNDING = "nearest"
 def check_weight_rounding(rounding: str) -> str:
     """Return ``rounding`` if it names a weight rounding, else raise ``ValueError`` listing them."""
     if rounding not in WEIGHT_ROUNDINGS:
-        raise ValueError(f"weight rounding must be one of {', '.join(WEIGHT_ROUNDINGS)}; got {rounding!r}")
+        raise ConfigError(f"weight rounding must be one of {', '.join(WEIGHT_ROUNDINGS)}; got {rounding!r}")
     return rounding
 
 
@@ -29,7 +29,7 @@ def check_rounding_options(weight_rounding: str, bias_correction: bool) -> str:
     """``weight_rounding`` if valid and not combined with bias correction, else ``ValueError``."""
     check_weight_rounding(weight_rounding)
     if weight_rounding == "gptq" and bias_correction:
-        raise ValueError(
+        raise ConfigError(
             "GPTQ and bias correction do not combine: GPTQ's error feedback already moves the outputs "
             "back, and a bias measured for round-to-nearest weights would be wrong for GPTQ's; pick one "
             "(weight_rounding='gptq' or bias_correction=True)"
@@ -53,7 +53,7 @@ class QuantizationSettings:
     def __post_init__(self) -> None:
         check_clip_mode(self.clip)
         if not isinstance(self.bias_correction, bool):
-            raise ValueError(f"bias_correction must be true or false, got {self.bias_correction!r}")
+            raise ConfigError(f"bias_correction must be true or false, got {self.bias_correction!r}")
         check_rounding_options(self.weight_rounding, self.bias_correction)
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from capsnet_nncf_plugin.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -136,6 +138,6 @@ def get_spec(name: str) -> DatasetSpec:
         if wanted == spec.name or wanted in spec.aliases:
             return spec
     aliases = ", ".join(f"{alias} -> {spec.name}" for spec in _SPECS for alias in spec.aliases)
-    raise ValueError(
+    raise ConfigError(
         f"unknown dataset {name!r}; valid names are: {', '.join(dataset_names())} (aliases: {aliases})"
     )

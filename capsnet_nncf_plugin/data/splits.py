@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from capsnet_nncf_plugin.errors import ConfigError
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 VALIDATION_SIZE = 5_000
 
@@ -24,7 +26,7 @@ def check_split(split: str) -> str:
     """
     normalised = split.strip().lower()
     if normalised not in SPLITS:
-        raise ValueError(
+        raise ConfigError(
             f"unknown split {split!r}; valid splits are: {', '.join(SPLITS)} "
             f"(val = the last {VALIDATION_SIZE:,} images of the official training set)"
         )

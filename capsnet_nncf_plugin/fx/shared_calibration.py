@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 import torch
 
+from capsnet_nncf_plugin.capture import ensure_captured
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.clipping import DEFAULT_CLIP
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
@@ -49,10 +50,10 @@ class SharedCalibration:
         progress: bool = False,
         weight_rounding: str = "nearest",
     ) -> None:
-        self.model = copy.deepcopy(model).eval()
         self.batches = list(calibration_batches)
         if not self.batches:
             raise ValueError("SharedCalibration needs at least one calibration batch")
+        self.model = ensure_captured(copy.deepcopy(model).eval(), self.batches[0])
         self.settings = QuantizationSettings(clip=clip, weight_rounding=weight_rounding)
         self.input_bits = input_bits
         self.progress = progress

@@ -12,6 +12,7 @@ import torch.ao.quantization.fx.utils as torch_ao_fx_utils
 from torch.ao.quantization import QConfigMapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
+from capsnet_nncf_plugin.capture import ensure_captured
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.fx.calibration import calibrate
@@ -106,6 +107,9 @@ def quantize_fx(
     see docs/fx.md). ``weight_rounding``: ``"nearest"`` or ``"gptq"`` (each layer's weights rounded with
     error feedback on its calibration inputs, see docs/fx.md; not with bias correction).
 
+    A model whose capsules are written by hand (not the plugin's modules), or that ``torch.fx`` cannot
+    trace, is captured first (``capsnet_nncf_plugin.capture``), on the first calibration batch.
+
     ``clip``, ``bias_correction`` and ``weight_rounding`` left at None take the allocation's settings (the
     ones its search measured with, see ``allocate``), else ``"hardware"``, no bias correction and
     ``"nearest"``.
@@ -113,6 +117,7 @@ def quantize_fx(
     batches = list(calibration_batches)
     if not batches:
         raise ValueError("quantize_fx needs at least one calibration batch")
+    model = ensure_captured(model, batches[0])
     settings = resolve_settings(allocation, clip, bias_correction, weight_rounding)
     qconfig_mapping = get_capsnet_qconfig_mapping(
         weight_bits,

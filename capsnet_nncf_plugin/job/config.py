@@ -20,6 +20,7 @@ from capsnet_nncf_plugin.allocation.sensitivity import CANDIDATE_BITS
 from capsnet_nncf_plugin.core.clipping import DEFAULT_CLIP
 from capsnet_nncf_plugin.core.integer_format import check_bits
 from capsnet_nncf_plugin.core.settings import DEFAULT_WEIGHT_ROUNDING, QuantizationSettings
+from capsnet_nncf_plugin.errors import ConfigError, MissingFileError
 from capsnet_nncf_plugin.job.output import check_output_folder
 
 #: The model the jobs run on unless told otherwise: the bundled ShallowCaps trained on MNIST.
@@ -34,7 +35,7 @@ NO_SEARCH = "none"
 
 def _check_count(name: str, value: int | None) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be a positive number of images, got {value!r}")
+        raise ConfigError(f"{name} must be a positive number of images, got {value!r}")
 
 
 @dataclass
@@ -54,7 +55,7 @@ class JobConfig:
         for name in ("calibration_images", "test_limit"):
             _check_count(name, getattr(self, name))
         if self.weights is not None and not Path(self.weights).is_file():
-            raise FileNotFoundError(f"weights: no file {self.weights}; give the path of a saved state dict")
+            raise MissingFileError(f"weights: no file {self.weights}; give the path of a saved state dict")
         check_output_folder(self.out_dir)
 
 
@@ -92,12 +93,12 @@ class SearchConfig(JobConfig):
         super().check()
         self.settings()  # clip, rounding, and the two that do not combine
         if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {self.criterion!r}")
+            raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}, got {self.criterion!r}")
         tolerance = self.tolerance
         if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not tolerance >= 0:
-            raise ValueError(f"tolerance is in percentage points and must be >= 0, got {tolerance}")
+            raise ConfigError(f"tolerance is in percentage points and must be >= 0, got {tolerance}")
         if not math.isfinite(tolerance):
-            raise ValueError(f"tolerance is in percentage points and must be finite, got {tolerance}")
+            raise ConfigError(f"tolerance is in percentage points and must be finite, got {tolerance}")
         for name in ("validation_limit", "analysis_images"):
             _check_count(name, getattr(self, name))
         for bits in self.analysis_bits:
@@ -106,9 +107,9 @@ class SearchConfig(JobConfig):
             budget = getattr(self, name)
             valid = isinstance(budget, int | float) and not isinstance(budget, bool) and math.isfinite(budget)
             if budget is not None and not (valid and budget > 0):
-                raise ValueError(f"{name} must be a number > 0, got {budget!r}")
+                raise ConfigError(f"{name} must be a number > 0, got {budget!r}")
         if self.weight_memory_budget is not None and self.weight_reduction is not None:
-            raise ValueError(
+            raise ConfigError(
                 "--weight-memory-budget and --weight-reduction both set the weights budget: give one"
             )
         if self.searches:

@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from capsnet_nncf_plugin.capture import ensure_captured
 from capsnet_nncf_plugin.data import load_dataset
 from capsnet_nncf_plugin.evaluation import iterate_batches
 from capsnet_nncf_plugin.job.config import JobConfig
-from capsnet_nncf_plugin.models import open_checkpoint
+from capsnet_nncf_plugin.models import is_model_file, load_model_file, open_checkpoint
 
 #: Images per calibration batch.
 CALIBRATION_BATCH = 128
@@ -19,7 +20,12 @@ CALIBRATION_BATCH = 128
 
 @dataclass
 class JobInputs:
-    """The float model (eval mode, no training-only decoder), its data and its calibration batches."""
+    """The float model (eval mode, no training-only decoder), its data and its calibration batches.
+
+    ``model`` is what the job quantizes: the model itself, or, for a model whose capsules are written by
+    hand, its capture (built from the plugin's modules, computing the same); ``original`` is the model as
+    given, on which FP32 accuracy is measured.
+    """
 
     model: torch.nn.Module
     dataset: str
@@ -27,6 +33,11 @@ class JobInputs:
     test: Dataset
     calibration: list[torch.Tensor]
     metadata: dict[str, Any]
+    original: torch.nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.original is None:
+            self.original = self.model
 
     @property
     def example(self) -> torch.Tensor:
@@ -35,7 +46,12 @@ class JobInputs:
 
 
 def open_model(config: JobConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The float model ``config.model`` names and its metadata (the dataset it was trained on, if known)."""
+    """The float model ``config.model`` names and its metadata (the dataset it was trained on, if known):
+    a zoo model, a checkpoint, or a user's ``file.py:factory`` with ``config.weights``."""
+    if is_model_file(config.model):
+        return load_model_file(config.model, config.weights), {}
+    if config.weights is not None:
+        raise ValueError("--weights loads a state dict into a model given as file.py:factory; drop it")
     checkpoint = open_checkpoint(config.model)
     checkpoint.model.without_decoder()  # training-only; never part of the deployed model or its memory
     return checkpoint.model.eval(), checkpoint.metadata
@@ -52,4 +68,5 @@ def load_inputs(config: JobConfig) -> JobInputs:
     calibration = [
         images for images, _ in iterate_batches(validation, CALIBRATION_BATCH, config.calibration_images)
     ]
-    return JobInputs(model, dataset, validation, test, calibration, metadata)
+    quantizable = ensure_captured(model, calibration[0])
+    return JobInputs(quantizable, dataset, validation, test, calibration, metadata, original=model)

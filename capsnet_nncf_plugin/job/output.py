@@ -23,23 +23,41 @@ class OutputFolderError(CapsqError, ValueError):
 
 
 def check_output_folder(path: str | os.PathLike) -> Path:
-    """Raise :class:`OutputFolderError` unless a job can create or replace the folder ``path``."""
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise OutputFolderError(f"--out {folder} is a file, not a folder; pass a folder path (it is created)")
-    parent = folder.absolute().parent
-    for ancestor in (parent, *parent.parents):
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise OutputFolderError(
-                    f"--out {folder}: {ancestor} is a file, so no folder can be made under it; "
-                    "pass another path"
-                )
-            if not os.access(ancestor, os.W_OK | os.X_OK):
-                raise OutputFolderError(
-                    f"--out {folder}: {ancestor} is not writable; pass a folder where you may write"
-                )
-            break
+    """Raise :class:`OutputFolderError` unless a job can create or replace the folder ``path``.
+
+    Checked before any work: the path must be no file, its nearest existing ancestor a folder where a new
+    folder can be made (tried: a read-only file system, ``/proc`` or a full disk say so only then).
+    """
+    text = os.fspath(path)
+    if "\x00" in str(text):
+        raise OutputFolderError(f"--out {text!r} contains a NUL character; pass a plain folder path")
+    folder = Path(text)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise OutputFolderError(
+                f"--out {folder} is a file, not a folder; pass a folder path (it is created)"
+            )
+        parent = folder.absolute().parent
+        ancestor = next(candidate for candidate in (parent, *parent.parents) if candidate.exists())
+    except OSError as error:
+        raise OutputFolderError(
+            f"--out {folder} cannot be used ({error.strerror or error}); pass another path"
+        ) from None
+    if not ancestor.is_dir():
+        raise OutputFolderError(
+            f"--out {folder}: {ancestor} is a file, so no folder can be made under it; pass another path"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputFolderError(
+            f"--out {folder}: {ancestor} is not writable; pass a folder where you may write"
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".capsq-out-check.", dir=ancestor))
+    except OSError as error:
+        raise OutputFolderError(
+            f"--out {folder}: no folder can be made in {ancestor} ({error.strerror or error}); pass a folder "
+            "where you may write"
+        ) from None
     return folder
 
 
@@ -59,8 +77,16 @@ class RunFolder:
 
     def __enter__(self) -> RunFolder:
         parent = self.path.absolute().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        self._staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=parent))
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self._staging = Path(
+                tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=parent)
+            )
+        except OSError as error:
+            raise OutputFolderError(
+                f"--out {self.path}: the folder cannot be made ({error.strerror or error}); "
+                "pass a folder where you may write"
+            ) from None
         return self
 
     def stage(self, name: str) -> Path:

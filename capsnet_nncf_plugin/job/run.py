@@ -25,6 +25,7 @@ from capsnet_nncf_plugin.allocation.report import bits_table, plot_bits, setting
 from capsnet_nncf_plugin.atomic_file import write_bytes_atomically, write_text_atomically
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.integer_format import check_bits
+from capsnet_nncf_plugin.errors import ConfigError, MissingFileError
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.export.onnx_export import quiet_torch_exporter
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
@@ -82,9 +83,9 @@ class RunConfig(SearchConfig):
             if getattr(self, name) is not None:
                 check_bits(getattr(self, name), name)
         if self.flow not in FLOWS:
-            raise ValueError(f"flow must be one of {', '.join(FLOWS)}, got {self.flow!r}")
+            raise ConfigError(f"flow must be one of {', '.join(FLOWS)}, got {self.flow!r}")
         if self.allocation is not None and self.method not in (None, NO_SEARCH):
-            raise ValueError(
+            raise ConfigError(
                 f"--allocation gives the bits and --method {self.method} would search them: drop one "
                 "(--method none with --allocation)"
             )
@@ -94,7 +95,7 @@ class RunConfig(SearchConfig):
                 "--allocation's file" if self.allocation is not None else f"the {self.search_method} search"
             )
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise ValueError(
+            raise ConfigError(
                 f"{flags} set uniform bits, but {source} decides every layer's bits: add --method none for "
                 f"uniform bits, or drop {flags}"
             )
@@ -104,30 +105,32 @@ class RunConfig(SearchConfig):
             if getattr(self, name) is not None:
                 get_observer(getattr(self, name))
         if self.flow == "nncf" and (self.weight_observer or self.activation_observer):
-            raise ValueError(
+            raise ConfigError(
                 "--flow nncf takes its ranges from NNCF; observer choices apply to --flow fx only"
             )
         if self.bias_correction and self.flow == "nncf":
-            raise ValueError(
+            raise ConfigError(
                 "--bias-correction is the FX flow's; with --flow nncf, NNCF corrects biases itself "
                 "(fast_bias_correction in the NNCF configuration, on by default): drop --bias-correction"
             )
         if self.weight_rounding != "nearest" and self.flow == "nncf":
-            raise ValueError(
+            raise ConfigError(
                 f"--weight-rounding {self.weight_rounding} is the FX flow's; the NNCF flow rounds weights to "
                 "nearest: drop it or use --flow fx"
             )
         if self.nncf_config is not None and self.flow != "nncf":
-            raise ValueError("nncf_config (--nncf-config) configures --flow nncf; add --flow nncf or drop it")
+            raise ConfigError(
+                "nncf_config (--nncf-config) configures --flow nncf; add --flow nncf or drop it"
+            )
         for name in ("allocation", "nncf_config"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
-                raise FileNotFoundError(f"{name}: no file {path}; give the path of an existing file")
+                raise MissingFileError(f"{name}: no file {path}; give the path of an existing file")
 
 
 def _check_count_positive(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive number of images, got {value!r}")
+        raise ConfigError(f"{name} must be a positive number of images, got {value!r}")
 
 
 @dataclass
@@ -162,7 +165,7 @@ def _run(config: RunConfig, folder: RunFolder, progress: bool) -> RunResult:
 
     started = time.perf_counter()
     fp32 = evaluate_accuracy(
-        inputs.model, inputs.test, limit=config.test_limit, progress=progress, description="FP32"
+        inputs.original, inputs.test, limit=config.test_limit, progress=progress, description="FP32"
     )
     seconds["fp32_evaluation"] = time.perf_counter() - started
 
@@ -184,7 +187,7 @@ def _run(config: RunConfig, folder: RunFolder, progress: bool) -> RunResult:
             limit=config.test_limit,
             progress=progress,
         )
-        fp32_onnx = export_float_onnx(inputs.model, inputs.example, folder.stage("model_fp32.onnx"))
+        fp32_onnx = export_float_onnx(inputs.original, inputs.example, folder.stage("model_fp32.onnx"))
     seconds["export_and_integer_evaluation"] = time.perf_counter() - started
     memory = memory_report(quantization_points(quantized), inputs.model).as_dict()
     onnx_summary = {
@@ -200,7 +203,7 @@ def _run(config: RunConfig, folder: RunFolder, progress: bool) -> RunResult:
     latency = {
         name: median_latency_ms(classifier, latency_images) / len(latency_images)
         for name, classifier in (
-            ("fp32_torch", inputs.model),
+            ("fp32_torch", inputs.original),
             ("fp32_onnxruntime", fp32_session),
             ("integer_onnxruntime", onnx_model),
         )

@@ -5,6 +5,7 @@ from capsnet_nncf_plugin.models.checkpoint import Checkpoint, load_checkpoint, s
 from capsnet_nncf_plugin.models.deepcaps import DeepCaps
 from capsnet_nncf_plugin.models.registry import available_models, create
 from capsnet_nncf_plugin.models.shallowcaps import ShallowCaps
+from capsnet_nncf_plugin.models.user_file import is_model_file, load_model_file
 from capsnet_nncf_plugin.models.zoo import (
     ZOO_PREFIX,
     ZooEntry,
@@ -26,7 +27,9 @@ __all__ = [
     "available_models",
     "available_pretrained",
     "create",
+    "is_model_file",
     "load_checkpoint",
+    "load_model_file",
     "load_pretrained",
     "open_checkpoint",
     "read_manifest",

@@ -2,6 +2,7 @@
 
 from capsnet_nncf_plugin.nn.capsules import ClassCapsules, PrimaryCapsules, VoteTransform
 from capsnet_nncf_plugin.nn.conv_capsules import ConvCaps2d, ConvCaps3d, flatten_capsules
+from capsnet_nncf_plugin.nn.conv_squash import ConvSquash
 from capsnet_nncf_plugin.nn.decoder import CapsuleDecoder
 from capsnet_nncf_plugin.nn.functional import capsule_length, squash
 from capsnet_nncf_plugin.nn.input_scaling import PixelScale
@@ -14,6 +15,7 @@ __all__ = [
     "ClassCapsules",
     "ConvCaps2d",
     "ConvCaps3d",
+    "ConvSquash",
     "DynamicRouting",
     "PixelScale",
     "PrimaryCapsules",

@@ -24,11 +24,20 @@ def _dispatches(*tensors: torch.Tensor) -> bool:
     return has_torch_function(tensors) and not any(isinstance(t, torch.fx.Proxy) for t in tensors)
 
 
-def squash(tensor: torch.Tensor, dim: int = -1, eps: float = SQUASH_EPS) -> torch.Tensor:
-    """Sabour et al.'s non-linearity: keep the direction, map the norm n to n^2 / (1 + n^2)."""
+def squash(
+    tensor: torch.Tensor, dim: int = -1, eps: float = SQUASH_EPS, eps_outside: bool = False
+) -> torch.Tensor:
+    """Sabour et al.'s non-linearity: keep the direction, map the norm n to n^2 / (1 + n^2).
+
+    ``eps`` keeps a zero capsule at zero: added under the root (``s / sqrt(n^2 + eps)``, the default) or,
+    with ``eps_outside``, to the norm (``s / (n + eps)``), as some implementations write it; captured
+    models keep their author's choice, so their float outputs stay the original's.
+    """
     if _dispatches(tensor):
-        return handle_torch_function(squash, (tensor,), tensor, dim=dim, eps=eps)
+        return handle_torch_function(squash, (tensor,), tensor, dim=dim, eps=eps, eps_outside=eps_outside)
     squared_norm = (tensor * tensor).sum(dim=dim, keepdim=True)
+    if eps_outside:
+        return tensor * (squared_norm / (1.0 + squared_norm) / (torch.sqrt(squared_norm) + eps))
     # rsqrt instead of a division by sqrt: when a quantizer rounds the norm to zero, nothing becomes 0/0.
     return tensor * (squared_norm / (1.0 + squared_norm) * torch.rsqrt(squared_norm + eps))
 
@@ -60,15 +69,22 @@ def vote_transform(
 
 
 def dynamic_routing(
-    votes: torch.Tensor, iterations: int = 3, observe: RoutingObserver | None = None
+    votes: torch.Tensor,
+    iterations: int = 3,
+    observe: RoutingObserver | None = None,
+    eps: float = SQUASH_EPS,
+    eps_outside: bool = False,
 ) -> torch.Tensor:
     """Routing by agreement over votes ``[N, I, J, D]`` -> output capsules ``[N, J, D]``.
 
     Per iteration ``t``: ``c = softmax_J(b)``, ``s = sum_I c * votes``, ``v = squash(s)``,
     ``b = b + <votes, v>``; ``observe(tensor_name, iteration, tensor)`` sees b (from iteration 1), c, s, v.
+    ``eps``, ``eps_outside``: the squash's (see :func:`squash`).
     """
     if _dispatches(votes):
-        return handle_torch_function(dynamic_routing, (votes,), votes, iterations, observe)
+        return handle_torch_function(
+            dynamic_routing, (votes,), votes, iterations, observe, eps=eps, eps_outside=eps_outside
+        )
     logits = votes.new_zeros(votes.shape[:3])
     outputs = votes
     for iteration in range(iterations):
@@ -76,7 +92,7 @@ def dynamic_routing(
             observe("b", iteration, logits)
         coupling = torch.softmax(logits, dim=2)
         pre_activation = (coupling.unsqueeze(-1) * votes).sum(dim=1)
-        outputs = squash(pre_activation)
+        outputs = squash(pre_activation, eps=eps, eps_outside=eps_outside)
         if observe is not None:
             observe("c", iteration, coupling)
             observe("s", iteration, pre_activation)

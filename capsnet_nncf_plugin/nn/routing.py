@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from capsnet_nncf_plugin.nn.functional import RoutingObserver, dynamic_routing
+from capsnet_nncf_plugin.nn.functional import SQUASH_EPS, RoutingObserver, dynamic_routing
 
 
 class DynamicRouting(nn.Module):
@@ -16,11 +16,13 @@ class DynamicRouting(nn.Module):
     DeepCaps' 3D routing is this module with the spatial positions folded into ``N``.
     """
 
-    def __init__(self, iterations: int = 3) -> None:
+    def __init__(self, iterations: int = 3, eps: float = SQUASH_EPS, eps_outside: bool = False) -> None:
         super().__init__()
         if iterations < 1:
             raise ValueError(f"DynamicRouting needs iterations >= 1, got {iterations}")
         self.iterations = iterations
+        self.eps = eps  # the squash's (see functional.squash)
+        self.eps_outside = eps_outside
 
     def forward(self, votes: torch.Tensor) -> torch.Tensor:
         return self.route(votes)
@@ -30,7 +32,7 @@ class DynamicRouting(nn.Module):
 
         Calibration of quantized routing passes ``observe``; ``forward`` does not, so tracing is unaffected.
         """
-        return dynamic_routing(votes, self.iterations, observe)
+        return dynamic_routing(votes, self.iterations, observe, self.eps, self.eps_outside)
 
     def extra_repr(self) -> str:
         return f"iterations={self.iterations}"

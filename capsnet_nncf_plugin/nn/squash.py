@@ -9,18 +9,20 @@ from capsnet_nncf_plugin.nn.functional import SQUASH_EPS, capsule_length, squash
 
 
 class Squash(nn.Module):
-    """``squash`` over one dimension (the capsule's pose vector)."""
+    """``squash`` over one dimension (the capsule's pose vector); ``eps`` and ``eps_outside`` as there."""
 
-    def __init__(self, dim: int = -1, eps: float = SQUASH_EPS) -> None:
+    def __init__(self, dim: int = -1, eps: float = SQUASH_EPS, eps_outside: bool = False) -> None:
         super().__init__()
         self.dim = dim
         self.eps = eps
+        self.eps_outside = eps_outside
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        return squash(tensor, dim=self.dim, eps=self.eps)
+        return squash(tensor, dim=self.dim, eps=self.eps, eps_outside=self.eps_outside)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+        outside = ", eps_outside=True" if self.eps_outside else ""
+        return f"dim={self.dim}, eps={self.eps:g}{outside}"
 
 
 class CapsuleLength(nn.Module):

@@ -33,6 +33,7 @@ import torch
 from nncf.torch.function_hook import get_hook_storage
 from nncf.torch.quantization.layers import BaseQuantizer
 
+from capsnet_nncf_plugin.capture import ensure_captured
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.integer_format import quant_range
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
@@ -112,7 +113,9 @@ def quantize_with_report(
     )
     subset_size = settings.quantize_kwargs.get("subset_size", quantize_parameters()["subset_size"].default)
     batches = _calibration_batches(dataset, subset_size)
-    float_model = copy.deepcopy(model).eval()
+    # A model whose capsules are written by hand, or that torch.fx cannot trace, is captured first, so
+    # that NNCF sees capsule ops and the integer model has integer squash and routing.
+    float_model = ensure_captured(copy.deepcopy(model).eval(), batches[0])
     allocation = _allocation(settings.capsnet, allocation, float_model, batches, validation_dataset, progress)
 
     with use_power_of_two_quantizers():
@@ -143,8 +146,14 @@ def quantize_with_report(
     transferred = {name: " + ".join(names) for name, names in sources.items()}
     integer_model = convert_capsnet_fx(prepared)
     _apply_formats_to_nncf(quantizers, activation_bits, weights, integer_model, sources, observers)
-    for name in unmatched:
-        LOGGER.warning("NNCF quantizer %s has no counterpart in the integer model; it is not used", name)
+    if unmatched:
+        shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
+        LOGGER.warning(
+            "%d NNCF quantizer(s) have no counterpart in the integer model and are not used (ops the integer "
+            "model keeps float, such as a routing variant the capture left float): %s",
+            len(unmatched),
+            shown,
+        )
     return NNCFQuantization(integer_model, nncf_model, allocation, transferred, unmatched)
 
 
@@ -299,8 +308,8 @@ def _transfer_ranges(
         if not keeps_nncf_range(observers[name].bits):
             continue  # narrowed by the allocation: the plugin's clip rule for its width (module doc)
         top = max(float(quantizers[q].range_max.detach().abs().max()) for q in quantizer_names)
-        observer = observers[name]
-        observer.adopt_range(-top if observer.signed else 0.0, top)
+        # The sign is the data's (an activation observer settles it from what it saw), NNCF's the magnitude.
+        observers[name].adopt_magnitude(top)
     used = {q for names in sources.values() for q in names}
     return sources, [q for q in nncf_signatures if q not in used], weights
 

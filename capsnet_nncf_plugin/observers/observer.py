@@ -243,6 +243,12 @@ class PowerOfTwoObserver(ObserverBase):
         self.clip = "minmax"
         self._cached_exponents = None
 
+    def adopt_magnitude(self, magnitude: float) -> None:
+        """:meth:`adopt_range` of ``[-magnitude, magnitude]``, or ``[0, magnitude]`` for a tensor that is
+        unsigned: one this observer saw no negative value of (the sign stays what the data said)."""
+        saw_negative = int(self.batches_seen) > 0 and bool(self.min_val.min() < 0)
+        self.adopt_range(-magnitude if self.signed or saw_negative else 0.0, magnitude)
+
     def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         """``(scale, zero_point)``: float32 ``2**exponent`` and int64 zeros, shape [1] or [channels]."""
         exponents = self._exponents()

@@ -15,15 +15,20 @@ observed modules, the NNCF adapter (through the FX flow's observers) or a unit t
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from capsnet_nncf_plugin.core.arithmetic import dequantize
+from capsnet_nncf_plugin.core.arithmetic import dequantize, quantize
 from capsnet_nncf_plugin.core.fixed_ranges import squash_output_exponent
+from capsnet_nncf_plugin.core.integer_format import carrier_encoding, quant_range
 from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
+from capsnet_nncf_plugin.core.torch_types import TORCH_QUANTIZED_DTYPES
 from capsnet_nncf_plugin.nn import ClassCapsules, ConvCaps3d, DynamicRouting, Squash
 from capsnet_nncf_plugin.ops import RoutingQuantization, int_dynamic_routing, int_squash
 from capsnet_nncf_plugin.ops.operands import MAX_OP_EXPONENT, MIN_OP_EXPONENT
@@ -39,6 +44,75 @@ from capsnet_nncf_plugin.quantized.weights import QuantizedWeights, integer_weig
 #: Squash computes at this width, then rounds to the output format: capsules whose components stay well
 #: below 1 (primary capsules) get a finer exponent than the full (-1, 1) range would allow.
 WIDE_SQUASH_BITS = 16
+
+
+@dataclass(frozen=True)
+class CapsuleKernels:
+    """The integer squash and dynamic routing the quantized modules call, with the signatures of
+    :func:`~capsnet_nncf_plugin.ops.int_squash` and :func:`~capsnet_nncf_plugin.ops.int_dynamic_routing`.
+
+    The torch reference of :mod:`capsnet_nncf_plugin.ops` by default: the definition of the arithmetic,
+    which export and the runtime are checked against. An allocation search swaps in kernels computing the
+    same integers faster (``allocation.native_kernels``) with :func:`capsule_kernels`.
+    """
+
+    squash: Callable[..., torch.Tensor] = int_squash
+    routing: Callable[..., torch.Tensor] = int_dynamic_routing
+
+
+REFERENCE_KERNELS = CapsuleKernels()
+_active_kernels: list[CapsuleKernels] = [REFERENCE_KERNELS]
+
+
+@contextlib.contextmanager
+def capsule_kernels(kernels: CapsuleKernels) -> Iterator[CapsuleKernels]:
+    """Every quantized module runs squash and routing with ``kernels`` inside the ``with`` block."""
+    _active_kernels.append(kernels)
+    try:
+        yield kernels
+    finally:
+        _active_kernels.pop()
+
+
+def active_kernels() -> CapsuleKernels:
+    """The kernels the quantized modules call now."""
+    return _active_kernels[-1]
+
+
+def fast_carrier(quantizer: PowerOfTwoQuantizer, tensor: torch.Tensor) -> torch.Tensor:
+    """:func:`~capsnet_nncf_plugin.quantized.carrier.to_carrier`, bit for bit, in fewer passes.
+
+    ``to_carrier`` fake-quantizes (round half to even, saturate) and hands the grid values to
+    ``torch.quantize_per_tensor``. For a container without zero point, clamping to ``[qmin, qmax] * 2^e``
+    and letting ``quantize_per_tensor`` round is the same (two passes instead of seven): it rounds
+    ``x * 2^-e`` (exact for a power of two) half to even, and rounding commutes with clamping to integers.
+    With a zero point (signed formats in uint8, unsigned 16 bits in int32) torch adds it before rounding,
+    in float32, which rounds twice (``-62.500004 + 128`` becomes 65.5, then 66): the codes are rounded
+    here first, in place. A float64 result (a layer whose sums needed float64, see
+    ``quantized/weights.py``) is rounded in float64 first; its grid values (at most 16-bit codes) are exact
+    in float32. Per-channel formats: ``to_carrier``.
+    """
+    if tensor.dtype == torch.float64 and quantizer.axis is None:
+        tensor = quantizer.fake_quantize(tensor).float()
+    if quantizer.axis is not None or tensor.dtype != torch.float32 or tensor.is_quantized:
+        return to_carrier(quantizer, tensor)
+    low, high = quant_range(quantizer.bits, quantizer.signed)
+    scale = 2.0**quantizer.exponent
+    encoding = carrier_encoding(quantizer.bits, quantizer.signed)
+    if encoding.zero_point == 0:
+        grid = tensor.clamp(low * scale, high * scale)
+    else:
+        grid = torch.round(tensor * (1.0 / scale)).clamp_(low, high).mul_(scale)
+    return torch.quantize_per_tensor(
+        grid, scale, encoding.zero_point, TORCH_QUANTIZED_DTYPES[encoding.container]
+    )
+
+
+def code_container(bits: int, signed: bool) -> torch.dtype:
+    """The narrowest integer dtype the capsule ops read that holds every code of a format."""
+    if bits <= 8 and signed:
+        return torch.int8
+    return torch.int16 if bits <= 15 or (signed and bits <= 16) else torch.int32
 
 
 def integer_op_format(quantizer: PowerOfTwoQuantizer) -> PowerOfTwoQuantizer:
@@ -71,7 +145,10 @@ def integer_squash(pre: torch.Tensor, pre_quantizer: PowerOfTwoQuantizer, dim: i
     The rounding to the layer's output format is the caller's ``to_carrier``: a dequantize/quantize pair
     (half to even), the QDQ form the ONNX export emits.
     """
-    wide = int_squash(pre_quantizer.quantize(pre), pre_quantizer.exponent, WIDE_SQUASH_BITS, dim)
+    # The narrowest container of the codes: a quarter (or an eighth) of the int64 traffic.
+    codes = quantize(pre, pre_quantizer.exponent, pre_quantizer.bits, pre_quantizer.signed)
+    codes = codes.to(code_container(pre_quantizer.bits, pre_quantizer.signed))
+    wide = active_kernels().squash(codes, pre_quantizer.exponent, WIDE_SQUASH_BITS, dim)
     return dequantize(wide.to(torch.float32), squash_output_exponent(WIDE_SQUASH_BITS))
 
 
@@ -155,7 +232,7 @@ class QuantizedLayer(QuantizedModule):
         return torch.relu(result) if self.relu else result
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        return to_carrier(self.output_quantizer, self.compute(self._input(tensor)))
+        return fast_carrier(self.output_quantizer, self.compute(self._input(tensor)))
 
     def points(self, name: str) -> list[QuantizationPoint]:
         points = [] if self.weights is None else [weight_point(self.weights, f"{name}.weight")]
@@ -195,7 +272,7 @@ class QuantizedSquashLayer(QuantizedModule):
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
         pre = self.pre_activation(self._input(tensor))
-        return to_carrier(self.output_quantizer, integer_squash(pre, self.pre_quantizer, self.dim))
+        return fast_carrier(self.output_quantizer, integer_squash(pre, self.pre_quantizer, self.dim))
 
     def points(self, name: str) -> list[QuantizationPoint]:
         points = [] if self.weights is None else [weight_point(self.weights, f"{name}.conv.weight")]
@@ -248,12 +325,15 @@ class QuantizedRoutingLayer(QuantizedModule):
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
         narrowed = self._input(tensor)
-        codes = self.votes_quantizer.quantize(self.votes(narrowed)).to(torch.int32)
-        routed = int_dynamic_routing(codes, self.routing)
+        votes = self.votes_quantizer
+        # The narrowest container of the codes: the routing reads them once per iteration.
+        codes = quantize(self.votes(narrowed), votes.exponent, votes.bits, votes.signed)
+        codes = codes.to(code_container(votes.bits, votes.signed))
+        routed = active_kernels().routing(codes, self.routing)
         outputs = dequantize(routed.to(torch.float32), self.routing.output_exponent)
         if isinstance(self.layer, ConvCaps3d):
             outputs = self.layer.unfold_positions(outputs, narrowed)
-        return to_carrier(self.output_quantizer, outputs)
+        return fast_carrier(self.output_quantizer, outputs)
 
     def points(self, name: str) -> list[QuantizationPoint]:
         points = [] if self.weights is None else [weight_point(self.weights, f"{name}.votes.weight")]

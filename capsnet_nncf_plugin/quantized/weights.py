@@ -5,11 +5,23 @@ integer multiple of 2^(e_in + e_w[c]); its bias is rounded onto that grid (int32
 kernel (onnxruntime's QLinearConv) adds it. Every sum is then exact in float32 as long as it stays below
 2^24 accumulator steps, and the result does not depend on the kernel's summation order: the torch model,
 onnxruntime's unfused QDQ graph and the ONNX export agree bit for bit.
+
+That bound is checked on every call (:class:`AccumulatorBound`): no partial sum of an output element
+exceeds ``max |input code| * sum |weight codes of its channel| + |bias code|`` steps, a sufficient bound
+read from the input's container, and, when that allows more, from the largest input code present. Where it
+does not hold, the sums are made exact another way, and the layer returns float64 values, which the output
+quantization rounds once, as an integer kernel rounds its int32 accumulator:
+
+* the input codes split in two, ``x = hi * 2^m + lo``, each part small enough for float32 (two float32
+  passes, joined in float64): ShallowCaps' primary capsules (a 9x9x256 kernel, ``sum |w| = 5e5``) on 8-bit
+  inputs take this path;
+* otherwise float64, exact below 2^53 steps (16-bit inputs into a large layer).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -20,6 +32,91 @@ from capsnet_nncf_plugin.nn import VoteTransform
 from capsnet_nncf_plugin.quantized.carrier import values_and_exponent
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+#: Integers below this magnitude, and sums of them that stay below it, are exact in float32.
+FLOAT32_EXACT_STEPS = 1 << 24
+
+#: How a layer's sums are computed exactly (:meth:`AccumulatorBound.plan`).
+FLOAT32, SPLIT, FLOAT64 = "float32", "split", "float64"
+
+
+class AccumulatorBound:
+    """How a layer computes its sums of integer products exactly, from its weight codes.
+
+    ``row_l1``: the sum of ``|weight code|`` each output element accumulates (per output channel of a
+    convolution or linear layer, per vote of a vote transform), computed once from the codes. ``calls``
+    counts the calls by plan.
+    """
+
+    def __init__(self, row_l1: torch.Tensor) -> None:
+        self.largest_l1 = int(row_l1.max()) if row_l1.numel() else 0
+        self.calls = {FLOAT32: 0, SPLIT: 0, FLOAT64: 0}
+
+    def plan(self, tensor: torch.Tensor, bias_codes: torch.Tensor | None = None) -> tuple[str, int]:
+        """``(plan, m)`` for a quantized input ``tensor``: :data:`FLOAT32` when every partial sum stays below
+        2^24 steps; :data:`SPLIT` with the low part's bits ``m`` when the codes split in two parts that each
+        do; else :data:`FLOAT64`."""
+        bias = 0 if bias_codes is None or bias_codes.numel() == 0 else int(bias_codes.abs().max())
+        plan = FLOAT32, 0
+        if _largest_code_of_container(tensor) * self.largest_l1 + bias >= FLOAT32_EXACT_STEPS:
+            smallest, largest = _code_range(tensor)
+            if max(-smallest, largest) * self.largest_l1 + bias >= FLOAT32_EXACT_STEPS:
+                plan = self._split(smallest, largest)
+        self.calls[plan[0]] += 1
+        return plan
+
+    def _split(self, smallest: int, largest: int) -> tuple[str, int]:
+        """``x = hi * 2^m + lo`` with ``0 <= lo < 2^m``: the widest ``m`` for ``lo``, if ``hi`` fits too (the
+        bias is added afterwards, in float64)."""
+        low_bits = ((FLOAT32_EXACT_STEPS - 1) // max(self.largest_l1, 1)).bit_length() - 1
+        if low_bits < 1:
+            return FLOAT64, 0
+        high = max(-(smallest >> low_bits), largest >> low_bits)
+        if high * self.largest_l1 >= FLOAT32_EXACT_STEPS:
+            return FLOAT64, 0
+        return SPLIT, low_bits
+
+
+def exact_sums(
+    linear: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    tensor: torch.Tensor,
+    weights: torch.Tensor,
+    plan: tuple[str, int],
+) -> torch.Tensor:
+    """``linear(values, weights)`` without bias (a convolution, matrix product or einsum over the input
+    values) on the quantized input ``tensor``, exactly, as float64, by a :data:`SPLIT` or :data:`FLOAT64`
+    ``plan``."""
+    kind, low_bits = plan
+    if kind == FLOAT64:
+        return linear(tensor.dequantize().double(), weights.double())
+    codes = tensor.int_repr().to(torch.int32) - int(tensor.q_zero_point())
+    # Each part times the weights is exact in float32; the weighted sum of the two is exact in float64.
+    high = linear((codes >> low_bits).to(torch.float32), weights).double()
+    low = linear((codes & ((1 << low_bits) - 1)).to(torch.float32), weights).double()
+    return (high * 2.0**low_bits + low) * float(tensor.q_scale())
+
+
+#: The integer range of each torch quantized container.
+_CONTAINER_RANGES = {
+    torch.quint8: (0, 255),
+    torch.qint8: (-128, 127),
+    torch.qint32: (INT32_MIN, INT32_MAX),
+}
+
+
+def _largest_code_of_container(tensor: torch.Tensor) -> int:
+    """The largest ``|code|`` a quantized tensor's container can hold around its zero point."""
+    low, high = _CONTAINER_RANGES[tensor.dtype]
+    zero_point = int(tensor.q_zero_point())
+    return max(zero_point - low, high - zero_point)
+
+
+def _code_range(tensor: torch.Tensor) -> tuple[int, int]:
+    """The smallest and largest code of a quantized tensor: one pass over its integer representation."""
+    if tensor.numel() == 0:
+        return 0, 0
+    smallest, largest = torch.aminmax(tensor.int_repr())
+    zero_point = int(tensor.q_zero_point())
+    return int(smallest) - zero_point, int(largest) - zero_point
 
 
 class QuantizedWeights(nn.Module):
@@ -98,6 +195,8 @@ class IntegerWeightLayer(nn.Module):
         self.layer = copy.deepcopy(layer)
         del self.layer.weight
         self.layer.register_parameter("bias", None)
+        # Every output element sums over all but the output-channel axis of its channel's weights.
+        self.bound = AccumulatorBound(self.weights.codes.to(torch.int64).abs().flatten(1).sum(dim=1))
 
     def accumulator_exponents(self, input_exponent: int) -> torch.Tensor:
         """Exponent of each output channel's accumulator: e_in + e_w[c]."""
@@ -107,15 +206,33 @@ class IntegerWeightLayer(nn.Module):
         """The bias as the integer kernel adds it (float, unrounded, when the input format is unknown)."""
         if self.bias is None or input_exponent is None:
             return self.bias
+        return self._grid_bias(input_exponent)[1].float()
+
+    def _grid_bias(self, input_exponent: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bias codes on the accumulator grid and their float64 values."""
         exponents = self.accumulator_exponents(input_exponent)
-        return (bias_codes(self.bias, exponents).to(torch.float64) * torch.pow(2.0, exponents)).float()
+        codes = bias_codes(self.bias, exponents)
+        return codes, codes.to(torch.float64) * torch.pow(2.0, exponents)
+
+    def _linear(self, values: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None = None):
+        if isinstance(self.layer, nn.Linear):
+            return nn.functional.linear(values, weights, bias)
+        return self.layer._conv_forward(values, weights, bias)
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
         values, exponent = values_and_exponent(tensor)
-        bias = self.grid_bias(exponent)
-        if isinstance(self.layer, nn.Linear):
-            return nn.functional.linear(values, self.weights.values, bias)
-        return self.layer._conv_forward(values, self.weights.values, bias)
+        if exponent is None:  # float values: no grid, nothing to keep exact
+            return self._linear(values, self.weights.values, self.bias)
+        codes = bias = None
+        if self.bias is not None:
+            codes, bias = self._grid_bias(exponent)
+        plan = self.bound.plan(tensor, codes)
+        if plan[0] == FLOAT32:
+            return self._linear(values, self.weights.values, None if bias is None else bias.float())
+        sums = exact_sums(self._linear, tensor, self.weights.values, plan)
+        if bias is None or isinstance(self.layer, nn.Linear):  # a linear layer's channels are the last axis
+            return sums if bias is None else sums + bias
+        return sums + bias.view((1, -1) + (1,) * (sums.dim() - 2))
 
 
 class IntegerVoteTransform(nn.Module):
@@ -131,10 +248,20 @@ class IntegerVoteTransform(nn.Module):
         super().__init__()
         self.weights = QuantizedWeights(layer.weight, quantizer, name, codes)
         self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone())
+        # Each vote sums over the input capsule's dimension k.
+        self.bound = AccumulatorBound(self.weights.codes.to(torch.int64).abs().sum(dim=-1).flatten())
+
+    @staticmethod
+    def _votes(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ijdk,nik->nijd", weights, values)
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        values, _ = values_and_exponent(tensor)
-        votes = torch.einsum("ijdk,nik->nijd", self.weights.values, values)
+        values, exponent = values_and_exponent(tensor)
+        plan = (FLOAT32, 0) if exponent is None else self.bound.plan(tensor)
+        if plan[0] == FLOAT32:
+            votes = self._votes(values, self.weights.values)
+        else:
+            votes = exact_sums(self._votes, tensor, self.weights.values, plan)
         return votes if self.bias is None else votes + self.bias
 
 

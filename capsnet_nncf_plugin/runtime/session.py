@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -12,13 +13,19 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime
+from onnx import TensorProto, helper
 
-from capsnet_nncf_plugin.onnx_domain import declare_output_types, widen_int4_weights
+from capsnet_nncf_plugin.errors import CapsqError
+from capsnet_nncf_plugin.onnx_domain import DOMAIN, DOMAIN_VERSION, declare_output_types, widen_int4_weights
 from capsnet_nncf_plugin.runtime.library import library_path
 
 #: Session config entry recording that the library is registered in a SessionOptions object:
 #: onnxruntime refuses to create a session whose options registered the same domain twice.
 REGISTERED_CONFIG_KEY = "capsnet.custom_ops_library"
+#: Its value when the caller registered the library (or another build of it) before handing the options over.
+REGISTERED_BY_CALLER = "registered by the caller"
+#: onnxruntime's message for options that registered the ``capsnet`` domain twice.
+_DUPLICATE_DOMAIN_MESSAGE = "Domain already set in registry"
 #: onnxruntime's config key for the folder of external initializers when the model comes as bytes.
 _EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
 _DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
@@ -26,14 +33,28 @@ _DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 ModelSource = str | os.PathLike | bytes | onnx.ModelProto
 
 
+class DuplicateRegistrationError(CapsqError, ValueError):
+    """Session options that register the ``capsnet`` custom-op library twice: onnxruntime refuses them."""
+
+
 def session_options(options: onnxruntime.SessionOptions | None = None) -> onnxruntime.SessionOptions:
-    """``options`` (or new ones) with the custom-op library registered; registering twice is a no-op."""
-    if options is None:
-        options = onnxruntime.SessionOptions()
+    """``options`` (or new ones) with the custom-op library registered; registering twice is a no-op.
+
+    Options whose ``capsnet`` ops were registered by hand (``options.register_custom_ops_library(...)``, as
+    in docs/runtime.md) are left as they are: onnxruntime cannot say which libraries options hold, so
+    options this function has not seen before are tried on a one-node ``capsnet`` model first.
+    """
+    fresh = options is None
+    options = onnxruntime.SessionOptions() if options is None else options
     if not _is_registered(options):
-        path = str(library_path())
-        options.register_custom_ops_library(path)
-        options.add_session_config_entry(REGISTERED_CONFIG_KEY, path)
+        if not fresh and _runs_capsnet_ops(options):
+            # Registering again would make onnxruntime refuse every session ("Domain already set in
+            # registry"), so only the registration is recorded.
+            options.add_session_config_entry(REGISTERED_CONFIG_KEY, REGISTERED_BY_CALLER)
+        else:
+            path = str(library_path())
+            options.register_custom_ops_library(path)
+            options.add_session_config_entry(REGISTERED_CONFIG_KEY, path)
     return options
 
 
@@ -55,13 +76,54 @@ def InferenceSession(
     """
     options = session_options(sess_options)
     model = _prepared_model(path_or_bytes, options, widen_int4)
-    return onnxruntime.InferenceSession(
-        model, sess_options=options, providers=list(providers or _DEFAULT_PROVIDERS), **kwargs
-    )
+    try:
+        return onnxruntime.InferenceSession(
+            model, sess_options=options, providers=list(providers or _DEFAULT_PROVIDERS), **kwargs
+        )
+    except Exception as error:  # onnxruntime's own exception classes; only this one is ours to explain
+        if _DUPLICATE_DOMAIN_MESSAGE not in str(error):
+            raise
+        raise DuplicateRegistrationError(
+            "these onnxruntime SessionOptions register the capsnet custom-op library twice (onnxruntime: "
+            f"{_DUPLICATE_DOMAIN_MESSAGE}); register it once: pass options without "
+            "register_custom_ops_library() and let InferenceSession or session_options() register it, or "
+            "pass new options"
+        ) from error
 
 
 def _is_registered(options: onnxruntime.SessionOptions) -> bool:
     return bool(_config_entry(options, REGISTERED_CONFIG_KEY))
+
+
+@functools.cache
+def _probe_model() -> bytes:
+    """One ``IntSquash`` node: a session on it can be created only where the ``capsnet`` ops are known."""
+    node = helper.make_node("IntSquash", ["x"], ["y"], domain=DOMAIN, exponent_in=0, bits_out=8)
+    graph = helper.make_graph(
+        [node],
+        "capsnet_probe",
+        [helper.make_tensor_value_info("x", TensorProto.INT16, ["N", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, ["N", 2])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
+
+
+def _runs_capsnet_ops(options: onnxruntime.SessionOptions) -> bool:
+    """Whether sessions made with ``options`` already run ``capsnet`` ops (the library registered by hand).
+
+    The probe session must leave no trace: the options' profiling and optimized-model output, which a
+    session writes to files, are switched off for it and restored.
+    """
+    profiling, optimized_path = options.enable_profiling, options.optimized_model_filepath
+    options.enable_profiling, options.optimized_model_filepath = False, ""
+    try:
+        onnxruntime.InferenceSession(_probe_model(), options, providers=list(_DEFAULT_PROVIDERS))
+    except Exception:  # "capsnet:IntSquash(-1) is not a registered function/op", or any other refusal
+        return False
+    finally:
+        options.enable_profiling, options.optimized_model_filepath = profiling, optimized_path
+    return True
 
 
 def _config_entry(options: onnxruntime.SessionOptions, key: str) -> str:

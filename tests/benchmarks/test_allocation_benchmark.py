@@ -153,7 +153,16 @@ def test_rows_recorded_before_their_date_was_kept_render_a_dash():
         },
     }
     line = next(line for line in allocation_benchmark.markdown(record, "c").splitlines() if "zoo:a" in line)
-    assert line.endswith("| 1 | 2 | - |")
+    # search s, evals, the before columns (none measured by other code) and the missing date
+    assert line.endswith("| 1 | 2 | - | - | - |")
+
+
+def test_a_row_remeasured_by_other_code_keeps_the_old_cost_as_before():
+    old = {"search_seconds": 600.0, "evaluations": 20, "measured": "2026-12-01", "code": "aaaa"}
+    assert allocation_benchmark._before(old, "bbbb") == {"before": old}
+    assert allocation_benchmark._before(old, "aaaa") == {}
+    kept = {**old, "before": {"search_seconds": 900.0}}
+    assert allocation_benchmark._before(kept, "cccc") == {"before": {"search_seconds": 900.0}}
 
 
 def test_a_run_that_measures_nothing_renders_the_table_from_its_record(tmp_path):

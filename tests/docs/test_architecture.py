@@ -1,8 +1,9 @@
 """docs/architecture.md draws the layers that pyproject.toml's import-linter contract enforces."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "capsnet_nncf_plugin."

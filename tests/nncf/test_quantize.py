@@ -94,6 +94,46 @@ def test_every_nncf_scale_is_a_power_of_two_and_every_quantizer_reaches_the_inte
         assert tuple(quantizers[hook].exponents().tolist()) == points[point].exponent
 
 
+#: NNCF's quantile range estimator dropping the top and bottom 10 % of each activation as outliers: ranges
+#: narrower than the min/max the plugin's own observers calibrate.
+QUANTILE_RANGES = {
+    bound: {"statistics_type": "quantile", "aggregator_type": "mean", "quantile_outlier_prob": 0.1}
+    for bound in ("min", "max")
+}
+
+
+def test_nncf_ranges_that_differ_from_the_plugins_own_reach_the_integer_model():
+    # With min/max statistics NNCF's ranges equal the plugin's, so the test above would pass without any
+    # range transfer; here they differ, and the integer model must carry NNCF's.
+    config = {
+        "subset_size": 2,
+        "advanced_parameters": {"activations_range_estimator_params": QUANTILE_RANGES},
+    }
+    result = quantize_with_report(tiny_capsnet(), calibration(), config)
+    # The FX flow on the same items with the NNCF flow's clip rule for the plugin's observers (capsnet.clip).
+    fx_exponents = {
+        p.name: p.exponent
+        for p in quantization_points(quantize_fx(tiny_capsnet(), calibration(), clip="minmax"))
+    }
+    quantizers = nncf_quantizers(result.nncf_model)
+    points = {p.name: p for p in quantization_points(result.model)}
+    differing = []
+    for observer, point in (
+        ("activation_post_process_1", "conv.output"),
+        ("primary.pre_observer", "primary.pre_squash"),
+        ("activation_post_process_2", "primary.output"),
+        ("classes.votes_observer", "classes.votes"),
+    ):
+        nncf_exponent = int(quantizers[result.transferred[observer]].exponents()[0])
+        assert points[point].exponent == nncf_exponent, point
+        if nncf_exponent != fx_exponents[point]:
+            differing.append(point)
+    # Quantiles cut the largest activations, so NNCF's steps are finer than min/max ones, at every point.
+    assert differing == ["conv.output", "primary.pre_squash", "primary.output", "classes.votes"]
+    for point in differing:
+        assert points[point].exponent < fx_exponents[point], point
+
+
 def test_allocation_bits_reach_both_models_and_memory_equals_the_fx_flow(tmp_path):
     names = [layer.name for layer in quantizable_layers(tiny_capsnet())]
     allocation = BitAllocation.uniform(names, weight=6, activation=7, routing=6).with_layer("conv", weight=4)

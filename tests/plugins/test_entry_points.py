@@ -9,11 +9,13 @@ import pytest
 import torch
 from tiny_capsnet import tiny_capsnet, tiny_images
 
+from capsnet_nncf_plugin import builtin_plugin, plugins
 from capsnet_nncf_plugin.allocation import allocate, available_methods
 from capsnet_nncf_plugin.cli import main
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
+from capsnet_nncf_plugin.errors import CapsqError
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
-from capsnet_nncf_plugin.plugins import get_observer, plugin_report, reset_plugin_manager
+from capsnet_nncf_plugin.plugins import BuiltinPluginError, get_observer, plugin_report, reset_plugin_manager
 
 PLUGIN_MODULE = '''
 import torch
@@ -127,3 +129,96 @@ def test_capsq_plugins_lists_them_and_reports_the_broken_one(third_party, capsys
 def test_unknown_observer_names_the_available_ones():
     with pytest.raises(ValueError, match="unknown observer 'nope'; available: fixed-range, pot"):
         get_observer("nope")
+
+
+# --- the package's own plugin fails loudly; a third party's hook error is reported -------------------------
+
+FAILING_HOOK_MODULE = """
+from capsnet_nncf_plugin.hookspecs import hookimpl
+
+
+@hookimpl
+def capsnet_observers():
+    raise RuntimeError("third-party hook bug")
+"""
+
+
+@pytest.fixture
+def fresh_plugins():
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+def test_a_failing_builtin_hook_raises_instead_of_becoming_a_warning(fresh_plugins, monkeypatch, caplog):
+    def broken():
+        raise ImportError("simulated bug in the package")
+
+    monkeypatch.setattr(builtin_plugin, "capsnet_observers", broken)
+    with pytest.raises(BuiltinPluginError) as raised:
+        get_observer("pot")
+    assert str(raised.value).startswith(
+        "the built-in plugin capsnet_nncf_plugin.builtin_plugin failed (capsnet_observers: ImportError: "
+        "simulated bug in the package); this is a bug in capsnet_nncf_plugin or a broken installation"
+    )
+    assert isinstance(raised.value.__cause__, ImportError)
+    assert not isinstance(raised.value, CapsqError)  # a bug: the CLI shows its traceback, not one line
+    with pytest.raises(BuiltinPluginError):
+        main(["plugins"])
+    assert caplog.records == []  # nothing was turned into a warning
+
+
+class FailingEntryPoint:
+    """An entry point whose module cannot be imported."""
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name, self.value, self.dist = name, value, None
+
+    def load(self):
+        raise ImportError(f"cannot import {self.value}")
+
+
+def test_a_builtin_plugin_that_cannot_load_raises(fresh_plugins, monkeypatch):
+    monkeypatch.setattr(
+        plugins.metadata, "entry_points", lambda group: [FailingEntryPoint("builtin", plugins.BUILTIN_MODULE)]
+    )
+    with pytest.raises(
+        BuiltinPluginError, match=r"failed \(loading: ImportError: cannot import capsnet_nncf"
+    ):
+        get_observer("pot")
+    # A third party's entry point failing the same way is only reported.
+    monkeypatch.setattr(
+        plugins.metadata, "entry_points", lambda group: [FailingEntryPoint("other", "other_package.plugin")]
+    )
+    reset_plugin_manager()
+    assert get_observer("pot").__name__ == "PowerOfTwoObserver"
+    (other,) = [info for info in plugin_report() if info.name == "other"]
+    assert other.error == "ImportError: cannot import other_package.plugin"
+
+
+def test_a_builtin_plugin_that_cannot_be_imported_without_entry_points_raises(fresh_plugins, monkeypatch):
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [])
+
+    def no_import(name):
+        raise SyntaxError(f"simulated syntax error in {name}")
+
+    monkeypatch.setattr(plugins.importlib, "import_module", no_import)
+    with pytest.raises(BuiltinPluginError, match=r"failed \(loading: SyntaxError: simulated syntax error"):
+        get_observer("pot")
+
+
+def test_a_third_party_hook_that_raises_is_reported_and_the_rest_works(third_party, tmp_path, capsys):
+    (tmp_path / "failing_capsnet.py").write_text(FAILING_HOOK_MODULE)
+    info = tmp_path / "failing_capsnet-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: failing_capsnet\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[capsnet_nncf_plugin]\nfailing_capsnet = failing_capsnet\n")
+    reset_plugin_manager()
+    try:
+        assert get_observer("six-bit").__name__ == "SixBitObserver"
+        assert main(["plugins"]) == 0
+        printed = capsys.readouterr().out
+        assert "failing_capsnet (failing_capsnet): failing_capsnet" in printed
+        assert "ERROR: capsnet_observers: RuntimeError: third-party hook bug" in printed
+    finally:
+        sys.modules.pop("failing_capsnet", None)

@@ -11,6 +11,7 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper
 
+from capsnet_nncf_plugin.errors import CapsqError
 from capsnet_nncf_plugin.runtime import (
     LIBRARY_ENV,
     LIBRARY_FILE,
@@ -21,7 +22,11 @@ from capsnet_nncf_plugin.runtime import (
     library_path,
     session_options,
 )
-from capsnet_nncf_plugin.runtime.session import REGISTERED_CONFIG_KEY
+from capsnet_nncf_plugin.runtime.session import (
+    REGISTERED_BY_CALLER,
+    REGISTERED_CONFIG_KEY,
+    DuplicateRegistrationError,
+)
 
 SQUASH_INPUT = np.array([[3, 4], [-3, 4]], dtype=np.int16)
 
@@ -165,3 +170,57 @@ def test_newest_of_several_copies_wins(monkeypatch, tmp_path):
     assert library_path() == newer.resolve()
     os.utime(older, (2_000_000, 2_000_000))
     assert library_path() == older.resolve()
+
+
+# --- a library registered by hand, as docs/runtime.md shows ------------------------------------------------
+
+
+def test_options_registered_by_hand_are_not_registered_again(native_library):
+    options = onnxruntime.SessionOptions()
+    options.register_custom_ops_library(str(library_path()))
+    # Registering once more is what onnxruntime refuses: every session creation fails.
+    options_twice = onnxruntime.SessionOptions()
+    options_twice.register_custom_ops_library(str(library_path()))
+    options_twice.register_custom_ops_library(str(library_path()))
+    with pytest.raises(Exception, match="Domain already set in registry"):
+        onnxruntime.InferenceSession(
+            squash_then_identity(declare=True).SerializeToString(),
+            options_twice,
+            providers=["CPUExecutionProvider"],
+        )
+    # InferenceSession and session_options find the hand registration and only record it.
+    session = InferenceSession(squash_then_identity(), options)
+    assert session.run(None, {"x": SQUASH_INPUT})[0].tolist() == [[74, 98], [-74, 98]]
+    assert options.get_session_config_entry(REGISTERED_CONFIG_KEY) == REGISTERED_BY_CALLER
+    assert session_options(options) is options
+    again = InferenceSession(squash_then_identity(bits_out=12), options)
+    assert again.run(None, {"x": SQUASH_INPUT})[0].tolist() == [[1182, 1575], [-1182, 1575]]
+
+
+def test_the_registration_probe_leaves_no_files_and_restores_the_options(
+    native_library, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # profiles are written to the working directory
+    optimized = tmp_path / "optimized.onnx"
+    for by_hand in (True, False):
+        options = onnxruntime.SessionOptions()
+        if by_hand:
+            options.register_custom_ops_library(str(library_path()))
+        options.enable_profiling = True
+        options.optimized_model_filepath = str(optimized)
+        assert session_options(options) is options
+        assert options.enable_profiling and options.optimized_model_filepath == str(optimized)
+        assert list(tmp_path.iterdir()) == []
+        expected = REGISTERED_BY_CALLER if by_hand else str(native_library)
+        assert options.get_session_config_entry(REGISTERED_CONFIG_KEY) == expected
+
+
+def test_a_second_hand_registration_after_ours_is_one_clear_error(native_library):
+    options = session_options(onnxruntime.SessionOptions())
+    options.register_custom_ops_library(str(library_path()))
+    with pytest.raises(DuplicateRegistrationError) as raised:
+        InferenceSession(squash_then_identity(), options)
+    message = str(raised.value)
+    assert "\n" not in message and isinstance(raised.value, CapsqError)
+    assert message.startswith("these onnxruntime SessionOptions register the capsnet custom-op library twice")
+    assert message.endswith("or pass new options")

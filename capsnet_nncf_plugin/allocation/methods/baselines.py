@@ -14,11 +14,13 @@ Q-CapsNets, re-implemented from its paper, with round-to-nearest and saturation,
 from __future__ import annotations
 
 from capsnet_nncf_plugin.allocation.methods.context import (
+    BINARY_SEARCH_ESTIMATE,
     MIN_BITS,
     START_BITS,
     WIDEST_BITS,
     SearchContext,
     descend_layer,
+    descent_estimate,
     set_bits,
     smallest_holding,
 )
@@ -33,6 +35,7 @@ QCAPSNETS_SETTINGS = QuantizationSettings(
 
 
 def uniform_8(context: SearchContext) -> BitAllocation:
+    context.expect(1)
     allocation = context.uniform()
     context.holds(allocation)  # measured, so the report has its accuracy
     allocation.method = "uniform-8"
@@ -44,6 +47,8 @@ def qcapsnets(context: SearchContext) -> BitAllocation:
     # round-to-nearest.
     allocation = context.uniform().with_settings(QCAPSNETS_SETTINGS)
     weights, activations = context.names_with("weight"), context.names_with("activation")
+    # A binary search over 2..16, the decreasing weights, each activation's descent, the routing search.
+    context.expect(4 + 1 + descent_estimate(len(activations)) + BINARY_SEARCH_ESTIMATE)
 
     def uniform(bits: int) -> BitAllocation:
         return set_bits(set_bits(allocation, weights, "weight", bits), activations, "activation", bits)
@@ -64,7 +69,8 @@ def qcapsnets(context: SearchContext) -> BitAllocation:
         allocation = decreasing(step)
     elif len(weights) > 1 and context.holds(decreasing(1)):
         allocation = decreasing(1)
-    for name in activations:
+    for index, name in enumerate(activations):
+        context.expect(descent_estimate(len(activations) - index) + BINARY_SEARCH_ESTIMATE)
         allocation = descend_layer(context, allocation, [name], "activation")
     routing_layers = [layer.name for layer in context.layers if layer.routing]
 

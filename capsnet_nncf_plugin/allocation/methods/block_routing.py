@@ -14,10 +14,12 @@ dynamic-routing tensors one by one, per iteration.
 from __future__ import annotations
 
 from capsnet_nncf_plugin.allocation.methods.context import (
+    BINARY_SEARCH_ESTIMATE,
     MIN_BITS,
     START_BITS,
     SearchContext,
     descend_layer,
+    descent_estimate,
     set_bits,
     smallest_holding,
     smallest_uniform,
@@ -29,19 +31,38 @@ SEARCH_ORDER = ("coupling", "logits", "pre_activation", "output")
 
 
 def block_routing(context: SearchContext) -> BitAllocation:
-    allocation = context.start()
     analysis = context.analysis
-    for kind in ("weight", "activation"):
+    routing_layers = [layer.name for layer in context.layers if layer.routing]
+
+    def routing_estimate(layers: list[str]) -> int:  # a binary search, then each iteration, per tensor
+        return sum(
+            BINARY_SEARCH_ESTIMATE + analysis.iteration_count(name, tensor)
+            for name in layers
+            for tensor in SEARCH_ORDER
+        )
+
+    kinds = ("weight", "activation")
+    blocks = len(analysis.blocks())
+    context.expect(
+        len(kinds) * (BINARY_SEARCH_ESTIMATE + descent_estimate(blocks)) + routing_estimate(routing_layers)
+    )
+    allocation = context.start()
+    for index, kind in enumerate(kinds):
         names = context.names_with(kind)
         uniform = smallest_uniform(context, allocation, kind)
         allocation = set_bits(allocation, names, kind, uniform)
         probe = max(uniform - 1, MIN_BITS)
-        for block in analysis.block_ranking(kind, probe):
+        ranking = analysis.block_ranking(kind, probe)
+        for position, block in enumerate(ranking):
+            later = (len(kinds) - index - 1) * (BINARY_SEARCH_ESTIMATE + descent_estimate(blocks))
+            context.expect(
+                descent_estimate(len(ranking) - position) + later + routing_estimate(routing_layers)
+            )
             members = [name for name in analysis.blocks()[block] if name in names]
             allocation = descend_layer(context, allocation, members, kind)
-    for layer in context.layers:
-        if layer.routing:
-            allocation = _lower_routing_tensors(context, allocation, layer.name)
+    for position, name in enumerate(routing_layers):
+        context.expect(routing_estimate(routing_layers[position:]))
+        allocation = _lower_routing_tensors(context, allocation, name)
     allocation.method = "block-routing"
     return allocation
 

@@ -40,7 +40,15 @@ class SearchContext:
         before = self.evaluator.evaluations
         result = self.evaluator.holds(allocation, self.tolerance)
         self._bar.update(self.evaluator.evaluations - before)
+        if self._bar.total is not None and self._bar.n >= self._bar.total:
+            self.expect(1)  # beyond the estimate: at least one more
         return result
+
+    def expect(self, remaining: int) -> None:
+        """The evaluations the search expects from here on (an estimate): the progress bar's total, from
+        which it gives the time left at the seconds per evaluation so far."""
+        self._bar.total = self._bar.n + max(int(remaining), 0)
+        self._bar.refresh()
 
     def uniform(self) -> BitAllocation:
         return BitAllocation.uniform([layer.name for layer in self.layers])
@@ -91,6 +99,16 @@ class SearchContext:
         counts, parameters = self._weight_counts
         quantized_bits = sum(count * allocation.layers[name].weight for name, count in counts.items())
         return quantized_bits + FLOAT_BITS * (parameters - sum(counts.values()))
+
+
+def descent_estimate(layers: int) -> int:
+    """Evaluations a one-bit-at-a-time descent of ``layers`` units usually takes: the step that fails each,
+    and about one that holds."""
+    return 2 * layers
+
+
+#: Evaluations of a binary search over the widths 2..8.
+BINARY_SEARCH_ESTIMATE = 3
 
 
 def set_bits(allocation: BitAllocation, names: list[str], kind: str, bits: int) -> BitAllocation:

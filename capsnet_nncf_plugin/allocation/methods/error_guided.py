@@ -23,6 +23,8 @@ from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 FIRST_THRESHOLD_DB = 12.0
 STEP_DB = 3.0
 LAST_THRESHOLD_DB = 60.0
+#: Layers holding half the memory of a kind, usually (the trims error-guided tries per kind).
+TRIMS_ESTIMATE = 4
 THRESHOLDS_DB = [
     FIRST_THRESHOLD_DB + step * STEP_DB
     for step in range(int((LAST_THRESHOLD_DB - FIRST_THRESHOLD_DB) / STEP_DB) + 1)
@@ -96,8 +98,11 @@ def trim_largest(context: SearchContext, allocation: BitAllocation, kind: str) -
 
 
 def error_guided(context: SearchContext) -> BitAllocation:
+    # Usually: two thresholds and a few trims per kind (7 on ShallowCaps, 23 on DeepCaps in all).
+    context.expect(2 * (2 + TRIMS_ESTIMATE))
     allocation = context.start()
-    for kind in ("weight", "activation"):
+    for index, kind in enumerate(("weight", "activation")):
+        context.expect((2 - index) * (2 + TRIMS_ESTIMATE))
         ceiling = widest(allocation, context.names_with(kind), kind)
         budget = context.weight_memory_budget
         budgeted = kind == "weight" and budget is not None

@@ -11,9 +11,11 @@ for kind in (weight, activation):                 # weights first, then activati
 from __future__ import annotations
 
 from capsnet_nncf_plugin.allocation.methods.context import (
+    BINARY_SEARCH_ESTIMATE,
     MIN_BITS,
     SearchContext,
     descend_layer,
+    descent_estimate,
     set_bits,
     smallest_uniform,
 )
@@ -21,11 +23,19 @@ from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 
 
 def progressive_descent(context: SearchContext) -> BitAllocation:
+    kinds = ("weight", "activation")
+
+    def expected(rest: tuple[str, ...]) -> int:  # the evaluations the kinds ``rest`` usually take
+        return sum(BINARY_SEARCH_ESTIMATE + descent_estimate(len(context.names_with(k))) for k in rest)
+
+    context.expect(expected(kinds))
     allocation = context.start()
-    for kind in ("weight", "activation"):
+    for kind in kinds:
         uniform = smallest_uniform(context, allocation, kind)
         allocation = set_bits(allocation, context.names_with(kind), kind, uniform)
-        for name in context.analysis.ranking(kind, max(uniform - 1, MIN_BITS)):
+        ranking = context.analysis.ranking(kind, max(uniform - 1, MIN_BITS))
+        for index, name in enumerate(ranking):
+            context.expect(descent_estimate(len(ranking) - index) + expected(kinds[kinds.index(kind) + 1 :]))
             allocation = descend_layer(context, allocation, [name], kind)
     allocation.method = "progressive-descent"
     return allocation

@@ -16,6 +16,7 @@ go lower than a layer holding 0.2 % at the same cost in noise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from capsnet_nncf_plugin.allocation.methods.context import (
@@ -76,11 +77,16 @@ def deepest_holding(
 
 
 def rate_distortion(context: SearchContext) -> BitAllocation:
+    # A binary search along a path of about 6 steps per layer, per kind.
+    kinds = ("weight", "activation")
+    per_kind = {kind: math.ceil(math.log2(6 * max(len(context.names_with(kind)), 1) + 1)) for kind in kinds}
+    context.expect(sum(per_kind.values()))
     allocation = context.start()
-    for kind in ("weight", "activation"):
+    for index, kind in enumerate(kinds):
         costs = context.elements(kind)
         start_bits = widest(allocation, context.names_with(kind), kind)
         path = descent_path(context.analysis, kind, costs, start_bits)
+        context.expect(math.ceil(math.log2(len(path))) + sum(per_kind[k] for k in kinds[index + 1 :]))
         allocation = deepest_holding(context, allocation, kind, path)
     allocation.method = "rate-distortion"
     return allocation

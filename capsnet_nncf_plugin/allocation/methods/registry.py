@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from capsnet_nncf_plugin import plugins
+from capsnet_nncf_plugin.errors import ConfigError
 
 if TYPE_CHECKING:
     from capsnet_nncf_plugin.allocation.methods.context import SearchContext
@@ -57,5 +58,5 @@ def available_methods() -> list[str]:
 def get_method(name: str) -> AllocationMethod:
     _load()
     if name not in _METHODS:
-        raise ValueError(f"unknown allocation method {name!r}; available: {', '.join(available_methods())}")
+        raise ConfigError(f"unknown allocation method {name!r}; available: {', '.join(available_methods())}")
     return _METHODS[name]

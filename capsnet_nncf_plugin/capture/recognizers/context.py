@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from torch import fx
 
 from capsnet_nncf_plugin.capture.graph import CapturedGraph, module_path
-from capsnet_nncf_plugin.capture.matches import Match
+from capsnet_nncf_plugin.capture.matches import FloatRegion, Match
 
 
 @dataclass
@@ -20,13 +20,28 @@ class RecognitionContext:
     matches: list[Match] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    floating: list[FloatRegion] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[Match]:
         return [match for match in self.matches if match.kind == kind]
 
     def claimed(self) -> set[fx.Node]:
-        """The nodes some match's region holds."""
-        return {node for match in self.matches for node in match.nodes}
+        """The nodes some match's region, or a region left float, holds."""
+        return {node for match in self.matches for node in match.nodes} | {
+            node for region in self.floating for node in region.nodes
+        }
+
+    def keep_float(self, absorbed: list[Match], region: FloatRegion) -> None:
+        """Leave ``region`` float: the matches inside it (its squashes) are dropped, its nodes reserved."""
+        self.matches = [match for match in self.matches if match not in absorbed]
+        for match in absorbed:
+            self.names.discard(match.name)
+        self.floating.append(region)
+
+    def add(self, match: Match) -> Match:
+        """Record a new match."""
+        self.matches.append(match)
+        return match
 
     def replace(self, absorbed: list[Match], match: Match) -> None:
         """``match`` takes the place of the matches it absorbed."""

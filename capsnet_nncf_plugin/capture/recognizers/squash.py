@@ -18,7 +18,6 @@ from capsnet_nncf_plugin.capture.graph import CapturedGraph, close, fake, tensor
 from capsnet_nncf_plugin.capture.matches import Match
 from capsnet_nncf_plugin.capture.recognizers.context import RecognitionContext
 from capsnet_nncf_plugin.nn import Squash
-from capsnet_nncf_plugin.nn.functional import squash
 
 aten = torch.ops.aten
 
@@ -55,18 +54,40 @@ def squash_axis(graph: CapturedGraph, region: list[fx.Node]) -> int | None:
     return single[0] if len(single) == 1 else None
 
 
-def computes_squash(function, example: torch.Tensor, axis: int) -> bool:
-    """Whether ``function`` is squash along ``axis`` on ``example`` and on random capsules like it."""
+def small_constants(region: list[fx.Node]) -> set[float]:
+    """The small positive scalars the region adds (the candidates for its ``eps``)."""
+    found = set()
+    for node in region:
+        for argument in node.args:
+            if isinstance(argument, float) and 0 < argument < 1e-2:
+                found.add(argument)
+    return found
+
+
+def best_squash(function, example: torch.Tensor, axis: int, region: list[fx.Node]) -> Squash | None:
+    """The plugin ``Squash`` (its ``eps`` and where it is added chosen to match the region's, none if the
+    region has none) that computes what ``function`` does on ``example`` and on random capsules like it;
+    ``None`` if no squash does."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (2, *example.shape[1:])
+    probes = [example, *(scale * torch.randn(shape, generator=generator) for scale in PROBE_SCALES)]
+    dim = axis - example.dim()
+    candidates = [
+        Squash(dim, eps, outside) for eps in (*small_constants(region), 0.0) for outside in (False, True)
+    ]
+    best, best_difference = None, float("inf")
     with torch.no_grad():
-        if not close(function(example), squash(example, dim=axis)):
-            return False
-        generator = torch.Generator().manual_seed(0)
-        shape = (2, *example.shape[1:])
-        for scale in PROBE_SCALES:
-            probe = scale * torch.randn(shape, generator=generator)
-            if not close(function(probe), squash(probe, dim=axis)):
-                return False
-    return True
+        expected = [function(probe) for probe in probes]
+        for candidate in candidates:
+            outputs = [candidate(probe) for probe in probes]
+            if not all(close(output, want) for output, want in zip(outputs, expected, strict=True)):
+                continue
+            difference = max(
+                float((o.double() - w.double()).abs().max()) for o, w in zip(outputs, expected, strict=True)
+            )
+            if difference < best_difference:
+                best, best_difference = candidate, difference
+    return best
 
 
 def recognize_squash(context: RecognitionContext) -> list[Match]:
@@ -93,16 +114,19 @@ def recognize_squash(context: RecognitionContext) -> list[Match]:
             if axis is None:
                 continue
             function = graph.extract([source], candidate, region)
-            if computes_squash(function, value, axis):
+            module = best_squash(function, value, axis, region)
+            if module is not None:
                 matches.append(
-                    Match(
-                        kind="squash",
-                        name=context.name_for(candidate, "squash"),
-                        module=Squash(dim=axis - value.dim()),
-                        inputs=[source],
-                        output=candidate,
-                        nodes=region,
-                        description=f"squash over axis {axis} of {source.name}",
+                    context.add(
+                        Match(
+                            kind="squash",
+                            name=context.name_for(candidate, "squash"),
+                            module=module,
+                            inputs=[source],
+                            output=candidate,
+                            nodes=region,
+                            description=f"squash over axis {axis} of {source.name}",
+                        )
                     )
                 )
                 claimed.update(region)

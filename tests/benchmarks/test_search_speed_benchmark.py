@@ -1,0 +1,110 @@
+"""benchmarks/search_speed.py times `capsq quantize` end to end and renders the before/after table; and
+benchmarks/allocation.py keeps the search cost of a row it re-measures with other code as `before`."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(script: str):
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), ROOT / "benchmarks" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+search_speed = load("search_speed.py")
+allocation_benchmark = load("allocation.py")
+#: A budget that keeps `capsq quantize` on an untrained ShallowCaps to seconds.
+SMALL = ["--tolerance", "100", "--calibration", "128", "--validation-limit", "100", "--limit", "100"]
+SMALL += ["--analysis-images", "16", "--analysis-bits", "4", "8"]
+
+
+def test_one_row_times_capsq_quantize_and_renders_the_table(untrained_mnist_checkpoint, tmp_path):
+    markdown = tmp_path / "speed.md"
+    command = [sys.executable, str(ROOT / "benchmarks" / "search_speed.py"), "--model"]
+    command += [
+        str(untrained_mnist_checkpoint),
+        "--method",
+        "uniform-8",
+        "--markdown",
+        str(markdown),
+        "--",
+        *SMALL,
+    ]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, check=False, cwd=tmp_path
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "integer dot-product flags:" in completed.stdout
+    record = json.loads(markdown.with_suffix(".json").read_text())
+    (row,) = record["rows"].values()
+    assert row["side"] == "after" and row["code"] == search_speed.code_version()
+    assert (
+        row["evaluations"] == 1 and round(row["weight_reduction"], 2) == 4.0
+    )  # uniform 8 bits: one evaluation
+    assert row["seconds"] > row["search_seconds"] > 0 and row["load_mean"] is not None
+    table = markdown.read_text()
+    cells = next(line for line in table.splitlines() if line.startswith(f"| {untrained_mnist_checkpoint} |"))
+    cells = [cell.strip() for cell in cells.strip("|").split("|")]
+    assert cells[1:4] == ["uniform-8", "-", "-"] and cells[4] == f"{row['seconds']:.0f}" and cells[5] == "1"
+    assert "CPU: " in table and "--method uniform-8" in table
+
+
+def test_the_table_puts_before_and_after_side_by_side():
+    layers = {"conv": {"weight": 4}}
+    rows = {
+        "m x before": {
+            "model": "m",
+            "method": "x",
+            "side": "before",
+            "seconds": 900.0,
+            "evaluations": 30,
+            "code": "aaaa",
+            "layers": layers,
+        },
+        "m x after": {
+            "model": "m",
+            "method": "x",
+            "side": "after",
+            "seconds": 300.0,
+            "evaluations": 30,
+            "search_seconds": 200.0,
+            "weight_reduction": 5.0,
+            "activation_reduction": 4.0,
+            "test_loss_pp": 0.05,
+            "load_mean": 1.5,
+            "load_max": 2.25,
+            "code": "bbbb",
+            "measured": "2026-12-06T20:00",
+            "layers": layers,
+            "cpu": "CPU X",
+        },
+    }
+    table = search_speed.markdown({"rows": rows}, "python benchmarks/search_speed.py")
+    line = next(line for line in table.splitlines() if line.startswith("| m | x |"))
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[2:7] == ["900", "30", "300", "30", "3.0x"]
+    assert cells[11:15] == ["yes", "1.5 / 2.2", "aaaa", "bbbb"]
+
+
+def test_a_row_remeasured_by_other_code_keeps_the_old_search_cost_as_before():
+    old = {
+        "search_seconds": 671.0,
+        "evaluations": 23,
+        "measured": "2026-12-02",
+        "code": "aaaa",
+        "torch": 99.0,
+    }
+    assert allocation_benchmark._before(None, "bbbb") == {}
+    assert allocation_benchmark._before(old, "aaaa") == {}  # the same code: nothing to compare with
+    before = allocation_benchmark._before(old, "bbbb")
+    assert before == {
+        "before": {"search_seconds": 671.0, "evaluations": 23, "measured": "2026-12-02", "code": "aaaa"}
+    }
+    # Measured once more: the earliest cost stays.
+    assert allocation_benchmark._before({**old, "code": "bbbb", **before}, "cccc") == before
