@@ -252,11 +252,14 @@ class ErrorAnalysis:
         between the widest candidate and ``default``: a layer that 8 bits leave just short of the
         threshold then gets 9 or 10 bits, not the whole 12 of a wide start.
         """
+        return self._smallest_width(lambda bits: self.sqnr(layer, kind, bits), min_sqnr_db, default)
+
+    def _smallest_width(self, sqnr: Callable[[int], float], min_sqnr_db: float, default: int) -> int:
         widths = set(self.candidate_bits)
         if self.measure is not None and widths:
             widths.update(range(max(widths) + 1, default))
         for bits in sorted(width for width in widths if width < default):
-            if self.sqnr(layer, kind, bits) >= min_sqnr_db:
+            if sqnr(bits) >= min_sqnr_db:
                 return bits
         return default
 
@@ -310,6 +313,16 @@ class ErrorAnalysis:
 
     def iteration_sqnr(self, layer: str, tensor: str, iteration: int, bits: int) -> float:
         return self.iteration_error(layer, tensor, iteration, bits)["sqnr_db"]
+
+    def smallest_iteration_bits(
+        self, layer: str, tensor: str, iteration: int, min_sqnr_db: float, default: int = 8
+    ) -> int:
+        """The smallest width below ``default`` at which ``tensor`` of ``iteration`` alone keeps the routing
+        layer's output SQNR at ``min_sqnr_db`` (``default`` if none does); the widths as
+        :meth:`smallest_bits` tries them."""
+        return self._smallest_width(
+            lambda bits: self.iteration_sqnr(layer, tensor, iteration, bits), min_sqnr_db, default
+        )
 
     def iteration_ranking(self, layer: str, tensor: str, bits: int) -> list[int]:
         """The iterations of ``tensor`` in ``layer`` from least to most susceptible at ``bits``."""

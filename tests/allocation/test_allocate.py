@@ -22,10 +22,17 @@ from capsnet_nncf_plugin.allocation import (
 from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
 from capsnet_nncf_plugin.allocation.memory import memory_report
 from capsnet_nncf_plugin.allocation.methods.context import SearchContext, smallest_holding
-from capsnet_nncf_plugin.allocation.methods.error_guided import STEP_DB, THRESHOLDS_DB, at_threshold
+from capsnet_nncf_plugin.allocation.methods.error_guided import (
+    FIRST_ROUTING_THRESHOLD_DB,
+    STEP_DB,
+    THRESHOLDS_DB,
+    at_threshold,
+    routing_at_threshold,
+)
 from capsnet_nncf_plugin.allocation.methods.rate_distortion import descent_path
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
 from capsnet_nncf_plugin.core import LayerBits, RoutingBits
+from capsnet_nncf_plugin.core.bit_widths import ROUTING_TENSORS
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
 
@@ -305,3 +312,53 @@ def test_error_guided_takes_a_bit_off_the_layers_holding_most_memory(setting):
         expected = {name: getattr(loosest.layers[name], kind) for name in elements}
         expected[largest] = max(expected[largest] - 1, 2)
         assert {name: getattr(allocation.layers[name], kind) for name in elements} == expected, kind
+
+
+def test_error_guided_lowers_routing_per_tensor_and_iteration_with_the_noise_of_all_entries(setting):
+    context = search_context(setting, _AlwaysHolds)
+    allocation = get_method("error-guided")(context)
+    analysis = context.analysis
+    (layer,) = [layer.name for layer in context.layers if layer.routing]
+    routing = allocation.layers[layer].routing
+    counts = {tensor: analysis.iteration_count(layer, tensor) for tensor in ROUTING_TENSORS}
+    # Everything holds: the loosest routing threshold wins, each entry at its own width.
+    margin = 10 * math.log10(sum(counts.values()))
+    for tensor, count in counts.items():
+        for index, bits in enumerate(routing.per_iteration(tensor, count)):
+            need = FIRST_ROUTING_THRESHOLD_DB + margin
+            assert bits == analysis.smallest_iteration_bits(layer, tensor, index, need, 8)
+            assert bits == 8 or analysis.iteration_sqnr(layer, tensor, index, bits) >= need
+    assert any(
+        bits < 8
+        for count_bits in (routing.per_iteration(t, c) for t, c in counts.items())
+        for bits in count_bits
+    )
+    # A tighter threshold never lowers an entry further.
+    tighter = routing_at_threshold(
+        context.layers, analysis, context.uniform(), FIRST_ROUTING_THRESHOLD_DB + 2 * STEP_DB
+    )
+    for tensor, count in counts.items():
+        pairs = zip(
+            tighter.layers[layer].routing.per_iteration(tensor, count),
+            routing.per_iteration(tensor, count),
+            strict=True,
+        )
+        assert all(tight >= loose for tight, loose in pairs)
+
+
+def test_error_guided_keeps_8_bit_routing_where_lowering_it_does_not_hold(setting):
+    class _RoutingFails(AccuracyEvaluator):
+        def holds(self, allocation, tolerance):
+            self.evaluations += 1
+            return all(
+                bits == 8
+                for layer in allocation.layers.values()
+                if layer.routing is not None
+                for tensor in ROUTING_TENSORS
+                for bits in layer.routing.per_iteration(tensor, 3 if tensor != "logits" else 2)
+            )
+
+    allocation = get_method("error-guided")(search_context(setting, _RoutingFails))
+    assert all(
+        bits.routing == RoutingBits() for bits in allocation.layers.values() if bits.routing is not None
+    )

@@ -23,7 +23,15 @@ def run_script(script: str, *arguments: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "script", ["ptq_uniform.py", "ort_parity.py", "nncf_flow.py", "allocation.py", "weight_rounding.py"]
+    "script",
+    [
+        "ptq_uniform.py",
+        "ort_parity.py",
+        "nncf_flow.py",
+        "allocation.py",
+        "weight_rounding.py",
+        "routing_thresholds.py",
+    ],
 )
 def test_an_unknown_zoo_model_is_one_line_naming_the_zoo(script):
     completed = run_script(script, "--model", "zoo:nope")
@@ -47,3 +55,9 @@ def test_zoo_accuracy_refuses_an_unknown_model_with_the_zoo_listed_and_nothing_e
     assert "not in the zoo: shallowcaps-cifar10" in completed.stderr
     assert "shallowcaps-mnist" in completed.stderr and "capsq zoo list" in completed.stderr
     assert completed.stdout == ""
+
+
+def test_routing_thresholds_refuse_a_threshold_that_is_no_number():
+    completed = run_script("routing_thresholds.py", "--thresholds", "20,loud")
+    assert completed.returncode == 2
+    assert "'20,loud' is not a comma-separated list of dB values" in completed.stderr.strip().splitlines()[-1]
