@@ -1,6 +1,6 @@
 """Wall-clock of ``capsq quantize`` per zoo model and method: the search-speed table of issue 33.
 
-    python benchmarks/search_speed.py --markdown docs/results-speed.md        # every zoo model and method
+    python benchmarks/search_speed.py --markdown docs/search-speed.md        # every zoo model and method
     python benchmarks/search_speed.py --model zoo:deepcaps-mnist --method error-guided --markdown ...
     python benchmarks/search_speed.py --model zoo:deepcaps-fmnist --compare --markdown ...   # --compare
     python benchmarks/search_speed.py --before 0a4254e --model zoo:shallowcaps-mnist --method qcapsnets
