@@ -148,8 +148,8 @@ def regenerating_command(settings: dict[str, Any], defaults: dict[str, Any], mar
         if value is False or defaults[name] == value:
             continue
         flag = "--" + name.replace("_", "-")
-        if value is None:  # a count left at "every image" where the default is a number
-            options.append(f"{flag} all")
+        if value is None:  # every image (a count), or no weights budget where the default has one
+            options.append(f"{flag} {'none' if name == 'weight_reduction' else 'all'}")
         else:
             options.append(flag if value is True else f"{flag} {value}")
     return " ".join(["python benchmarks/allocation.py", *options, "--markdown", markdown_path])
@@ -299,7 +299,8 @@ def markdown(record: dict[str, Any], command: str) -> str:
         "which resumes from the JSON record beside this file (each row's allocation, and the commit of the",
         "code that measured it, are there) and adds the zoo models it lacks. Test-set accuracy of the",
         "integer model (integer squash and routing), in torch and in onnxruntime with the custom-op library;",
-        "each row's ratios come from one run, on the day in its last column. `search s` is wall-clock on",
+        "each row's ratios come from one run, on the day and at the commit in its last columns (`+changes`:"
+        "the commit plus uncommitted changes). `search s` is wall-clock on",
         "a 2-core machine and grows when other work shares it; `evals` (candidate allocations evaluated) is",
         "the cost to compare methods by. `before`: the search of the row this one replaced, measured by",
         "other code (the JSON record names its commit and day).",
@@ -311,8 +312,8 @@ def markdown(record: dict[str, Any], command: str) -> str:
         f"{budget_sentence(settings)}",
         "",
         "| model | method | FP32 % | torch % | onnxruntime % | loss pp | weights x | activations x "
-        "| search s | evals | before: search s | evals | measured |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| search s | evals | before: search s | evals | measured | commit |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     summaries = []
     for reference, entry in sorted(record["models"].items()):
@@ -326,7 +327,8 @@ def markdown(record: dict[str, Any], command: str) -> str:
                 f"| {reference} | {method} | {fp32:.2f} | {row['torch']:.2f} | {row['onnxruntime']:.2f} | "
                 f"{fp32 - row['torch']:.2f} | {row['weight_reduction']:.2f} | "
                 f"{row['activation_reduction']:.2f} | {row['search_seconds']:.0f} | {row['evaluations']} | "
-                f"{before_seconds} | {before.get('evaluations', '-')} | {row.get('measured', '-')} |"
+                f"{before_seconds} | {before.get('evaluations', '-')} | {row.get('measured', '-')} | "
+                f"{row.get('code') or 'not recorded'} |"
             )
         reached = qcapsnets_reached(rows)
         if reached:

@@ -31,7 +31,6 @@ import contextlib
 import copy
 import dataclasses
 import gzip
-import inspect
 import io
 import json
 import logging
@@ -58,7 +57,7 @@ import numpy as np
 import torch
 
 from capsnet_nncf_plugin.cli import main as capsq
-from capsnet_nncf_plugin.core import BitAllocation, LayerBits, QuantizationSettings, RoutingBits
+from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.data import cache_dir, get_spec, load_dataset
 from capsnet_nncf_plugin.data.fetch_stamp import write_stamp
 from capsnet_nncf_plugin.data.formats.idx import read_idx_images, read_idx_labels
@@ -67,10 +66,33 @@ from capsnet_nncf_plugin.export import export_onnx
 from capsnet_nncf_plugin.fx import quantize_fx
 from capsnet_nncf_plugin.job import RunConfig, check_output_folder, run
 from capsnet_nncf_plugin.models import create, load_checkpoint
-from capsnet_nncf_plugin.models.checkpoint import FORMAT, VERSION
 from capsnet_nncf_plugin.nn import CapsuleLength, ClassCapsules, PrimaryCapsules
-from capsnet_nncf_plugin.nncf import CapsnetSection, load_config
+from capsnet_nncf_plugin.nncf import load_config
 from capsnet_nncf_plugin.runtime import InferenceSession
+
+# The hostile-input case lists live in tests/hostile_inputs.py, where the tests pin each case's message; the
+# folder goes last on the path so that its test folders (nncf, models, ...) cannot shadow real packages.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+from hostile_inputs import (
+    ALLOCATIONS_NOT_FITTING,
+    BAD_NNCF_CONFIGS,
+    LEGACY_IGNORED_SCOPE_STRING_NNCF_CONFIG,
+    LEGACY_LAYOUT_NNCF_CONFIG,
+    MALFORMED_ALLOCATIONS,
+    MALFORMED_CHECKPOINT_CHANGES,
+    QUANTIZE_LAYOUT_NNCF_CONFIG,
+    SHALLOWCAPS_LAYERS,
+    UNREADABLE_ALLOCATION_FILES,
+    WRONGLY_TYPED_NNCF_CONFIGS,
+    allocation_document,
+    allocation_documents,
+    checkpoint_payload,
+    checkpoint_payloads,
+    json_values,
+    nncf_legacy_layout_configs,
+    nncf_quantize_layout_configs,
+    valid_allocation,
+)
 
 CLEAN, DETECTED, ACCEPTED, CRASH = "clean error", "detected and reported", "accepted", "crash"
 OUTCOMES = (CLEAN, DETECTED, ACCEPTED, CRASH)
@@ -78,8 +100,6 @@ SEED = 20261206
 #: A model that does not exist: a run that gets as far as loading it passed every check of its options.
 NO_MODEL = "zoo:not-a-model"
 NO_MODEL_MESSAGE = "no zoo model named 'not-a-model'"
-#: ShallowCaps' quantizable layers and how often each routes (None: it does not), for ``check_layers``.
-SHALLOWCAPS = {"conv1": None, "primary_caps": None, "class_caps": 3}
 MNIST_TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 #: Log lines the command line may print before its one error line (format of ``capsq``'s logging).
 LOG_PREFIXES = ("DEBUG ", "INFO ", "WARNING ", "ERROR ", "CRITICAL ")
@@ -233,18 +253,18 @@ def environment(**values: str | None) -> Iterator[None]:
     """Set (or, with None, unset) environment variables for the duration of one case."""
     saved = {name: os.environ.get(name) for name in values}
     try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(values)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(saved)  # None: it was unset
+
+
+def _set_environment(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _is_run_error(message: str) -> bool:
@@ -257,96 +277,54 @@ def _is_run_error(message: str) -> bool:
 ALLOCATIONS = "bit allocations"
 
 
-def _document(layers: dict, **extra: Any) -> dict:
-    return {"format": 1, "method": "manual", "info": {}, "layers": layers, **extra}
-
-
-MALFORMED_ALLOCATIONS = [
-    [1, 2],
-    {"layers": {}},
-    _document({"conv1": {"weight": 2}}, extra_key=1),
-    _document({"conv1": {"wieght": 3}}),
-    _document({"conv1": 5}),
-    _document({"conv1": {"weight": 4.9}}),
-    _document({"conv1": {"weight": "4"}}),
-    _document({"conv1": {"activation": True}}),
-    _document({"conv1": {"weight": 1}}),
-    _document({"c": {"routing": {"logit": 4}}}),
-    _document({"c": {"routing": {"logits": [4, 2.5]}}}),
-    _document({"c": {"routing": "8"}}),
-    _document({}, info=[1]),
-    _document({"conv1": {}}, method=5),
-    _document({"conv1": {}}, settings={"clip": "max"}),
-    _document({"conv1": {}}, settings={"bias_correction": "yes"}),
-    _document({str(i): {} for i in range(10_001)}),
-]
-ALLOCATIONS_NOT_FITTING = [
-    {"conv_1": {"weight": 2}},
-    {"conv1 ": {}},
-    {f"made_up_{i}": {} for i in range(3000)},
-    {"conv1": {"routing": 6}},
-    {"class_caps": {"routing": {"logits": [6, 6, 6]}}},
-]
-UNREADABLE_ALLOCATION_FILES = {
-    "truncated JSON": b"{",
-    "UTF-16 bytes": b"\xff\xfe{}",
-    "200,000 nested lists": b"[" * 200_000 + b"]" * 200_000,
-    "NaN literal": b'{"format": 1, "layers": {"a": {"weight": NaN}}}',
+#: The tests' unreadable files (tests/hostile_inputs.py), and an empty one.
+ALLOCATION_FILES = {
+    **{name: content for name, (content, _) in UNREADABLE_ALLOCATION_FILES.items()},
     "empty file": b"",
 }
-
-
-def _valid_allocation() -> BitAllocation:
-    return BitAllocation(
-        {
-            "conv1": LayerBits(5, 4),
-            "class_caps": LayerBits(3, 6, RoutingBits(logits=(6, 5), coupling=7, output=(8, 7, 6))),
-        },
-        method="error-guided",
-        info={"tolerance": 0.1},
-        settings=QuantizationSettings(clip="mse", weight_rounding="gptq"),
-    )
 
 
 def _allocation_is_valid(allocation: BitAllocation) -> bool:
     widths = [bits for layer in allocation.layers.values() for bits in (layer.weight, layer.activation)]
     return all(type(bits) is int and 2 <= bits <= 16 for bits in widths) and set(allocation.layers) <= set(
-        SHALLOWCAPS
+        SHALLOWCAPS_LAYERS
     )
 
 
 def allocation_cases(record: Record, folder: Path) -> None:
     api = "BitAllocation"
-    for index, data in enumerate(MALFORMED_ALLOCATIONS):
+    for index, (data, _) in enumerate(MALFORMED_ALLOCATIONS):
         record.api(
             ALLOCATIONS, api, f"malformed document {index}", lambda data=data: BitAllocation.from_dict(data)
         )
-    for index, layers in enumerate(ALLOCATIONS_NOT_FITTING):
+    for index, (layers, _) in enumerate(ALLOCATIONS_NOT_FITTING):
         record.api(
             ALLOCATIONS,
             api,
             f"does not fit ShallowCaps {index}",
-            lambda layers=layers: BitAllocation.from_dict(_document(layers)).check_layers(SHALLOWCAPS),
+            lambda layers=layers: BitAllocation.from_dict(allocation_document(layers)).check_layers(
+                SHALLOWCAPS_LAYERS
+            ),
         )
-    for name, content in UNREADABLE_ALLOCATION_FILES.items():
+    for name, content in ALLOCATION_FILES.items():
         path = folder / f"allocation-{len(record.cases)}.json"
         path.write_bytes(content)
         record.api(ALLOCATIONS, api, name, lambda path=path: BitAllocation.load(path))
     record.api(ALLOCATIONS, api, "a directory", lambda: BitAllocation.load(folder))
     record.api(ALLOCATIONS, api, "a missing file", lambda: BitAllocation.load(folder / "missing.json"))
-    saved = _valid_allocation().save(folder / "valid-allocation.json")
+    saved = valid_allocation().save(folder / "valid-allocation.json")
     record.api(
         ALLOCATIONS,
         api,
         "valid file, round trip",
-        lambda: BitAllocation.load(saved).check_layers(SHALLOWCAPS),
-        valid=lambda loaded: loaded == _valid_allocation(),
+        lambda: BitAllocation.load(saved).check_layers(SHALLOWCAPS_LAYERS),
+        valid=lambda loaded: loaded == valid_allocation(),
     )
     record.api(
         ALLOCATIONS,
         api,
         "uniform allocation of the model's layers",
-        lambda: BitAllocation.uniform(list(SHALLOWCAPS), weight=4).check_layers(SHALLOWCAPS),
+        lambda: BitAllocation.uniform(list(SHALLOWCAPS_LAYERS), weight=4).check_layers(SHALLOWCAPS_LAYERS),
         valid=_allocation_is_valid,
     )
     out = str(folder / "allocation-run")
@@ -359,89 +337,19 @@ def allocation_cases(record: Record, folder: Path) -> None:
 
 CONFIGS = "NNCF configurations"
 
+#: The tests' refused configurations (tests/hostile_inputs.py, where each error message is pinned), and a
+#: string in place of a mapping.
 BAD_CONFIGS = [
-    {"subset_sise": 8},
-    {"preset": "mixed"},
-    {"target_device": "TPU"},
-    {"advanced_parameters": {"overflow_fix": "enable"}},
-    {"advanced_parameters": {"no_such": 1}},
-    {"capsnet": {"bitz": 4}},
-    {"capsnet": {"weight_bits": 1}},
-    {"capsnet": {"clip": "max"}},
-    {"capsnet": {"tolerance": -1}},
-    {"capsnet": {"method": "uniform-8", "allocation": "a.json"}},
-    {"compression": [{"algorithm": "magnitude_sparsity"}]},
-    {"compression": [{"algorithm": "quantization", "initializer": {"precision": {"type": "hawq"}}}]},
-    {"compression": [{"algorithm": "quantization", "activations": {"mode": "asymmetric"}}]},
-    {"compression": [{"algorithm": "quantization", "initializer": {"range": {"type": "percentile"}}}]},
-    {"log_dir": "/tmp", "compression": []},
-    [1, 2],
-    {"capsnet": {"tolerance": float("nan")}},
-    {"capsnet": {"tolerance": float("inf")}},
-    {"capsnet": {"tolerance": 1000}},
-    {"subset_size": "ten"},
-    {"subset_size": -1},
-    {"subset_size": 0},
-    {"subset_size": 1.5},
-    {"subset_size": True},
-    {"fast_bias_correction": "yes"},
-    {"capsnet": {"method": 5}},
-    {"capsnet": {"method": "no-such-method"}},
-    {"capsnet": {"allocation": 5}},
-    {"capsnet": {"clip": ["mse"]}},
-    {"capsnet": {"criterion": {}}},
-    {"ignored_scope": {"names": "conv1"}},
-    {"ignored_scope": {"names": ["conv1", 5]}},
-    {"ignored_scope": {"patterns": ["conv("]}},
-    {"ignored_scope": ["conv1"]},
-    {"preset": 5},
-    {"target_device": None},
-    {"advanced_parameters": 5},
-    {"advanced_parameters": {"smooth_quant_alpha": float("nan")}},
-    {"advanced_parameters": {"backend_params": [1]}},
-    {"advanced_parameters": {"activations_quantization_params": {"num_bits": 0}}},
-    {"advanced_parameters": {"activations_quantization_params": {"bits": 8}}},
-    {1: 2, "subset_size": 8},
-    {"capsnet": {None: 1}},
-    {"compression": [{"algorithm": "quantization", "initializer": {"range": {"num_init_samples": -5}}}]},
-    {"compression": [{"algorithm": "quantization", "ignored_scopes": ["{re}conv("]}]},
-    {"compression": [{"algorithm": "quantization", "ignored_scopes": 5}]},
-    {"compression": [{"algorithm": "quantization", "ignored_scopes": [5]}]},
-    {"compression": [{"algorithm": "quantization", "weights": {"bits": "8"}}]},
-    {"compression": 5},
-    {"compression": [{"algorithm": ["quantization"]}]},
-    {"compression": [{"algorithm": "quantization", "preset": 5}]},
+    *(config for config, _ in BAD_NNCF_CONFIGS),
+    *(config for config, _ in WRONGLY_TYPED_NNCF_CONFIGS),
     "not a mapping",
 ]
 VALID_CONFIGS = [
     None,  # no configuration: NNCF's defaults
     {},
-    {
-        "preset": "performance",
-        "target_device": "cpu",
-        "subset_size": 64,
-        "fast_bias_correction": False,
-        "ignored_scope": {"names": ["conv1/conv2d/0"]},
-        "advanced_parameters": {
-            "activations_range_estimator_params": {"max": {"statistics_type": "quantile"}}
-        },
-        "capsnet": {"clip": "mse", "weight_bits": 6, "routing_bits": 7},
-    },
-    {
-        "input_info": {"sample_size": [1, 1, 28, 28]},
-        "target_device": "CPU",
-        "compression": [
-            {
-                "algorithm": "quantization",
-                "initializer": {"range": {"num_init_samples": 128, "type": "min_max"}},
-                "weights": {"mode": "symmetric", "bits": 6},
-                "activations": {"mode": "symmetric", "bits": 7},
-                "ignored_scopes": ["conv1/conv2d/0", "{re}.*routing.*"],
-            },
-            {"algorithm": "capsnet_progressive_bitwidth", "clip": "percentile", "routing_bits": 6},
-        ],
-    },
-    {"compression": [{"algorithm": "quantization", "ignored_scopes": "conv1"}]},
+    QUANTIZE_LAYOUT_NNCF_CONFIG,
+    LEGACY_LAYOUT_NNCF_CONFIG,
+    LEGACY_IGNORED_SCOPE_STRING_NNCF_CONFIG,
 ]
 BAD_CONFIG_FILES = {
     "broken JSON": ("nncf.json", b"{subset_size: 8"),
@@ -795,49 +703,15 @@ def _synthetic_garbage_cases(record: Record, folder: Path) -> None:
 # --- checkpoints -------------------------------------------------------------------------------------------
 
 CHECKPOINTS = "checkpoints"
-_ABSENT = object()
-
+#: The tests' malformed payloads (tests/hostile_inputs.py), then three more: a future format version, a
+#: config within each bound but too large together (with the real weights, not an empty state_dict as in
+#: its test), and another file format's marker.
 MALFORMED_CHECKPOINTS = [
-    {"version": "2"},
-    {"version": _ABSENT},
-    {"version": True},
+    *(changes for changes, _ in MALFORMED_CHECKPOINT_CHANGES),
     {"version": 99},
-    {"config": _ABSENT},
-    {"model": 5},
-    {"model": "resnet"},
-    {"config": [1, 28, 10]},
-    {"config": {"num_classes": -5}},
-    {"config": {"num_classes": 10**6}},
-    {"config": {"num_classes": 10.0}},
-    {"config": {"num_classes": True}},
-    {"config": {"decoder": 1}},
-    {"config": {"pixel_shift": 17}},
-    {"config": {"num_clases": 10}},
-    {"config": {3: 10}},
-    {"config": {"image_size": 20}},
     {"config": {"image_size": 256, "num_classes": 1000}},
-    {"state_dict": _ABSENT},
-    {"state_dict": [1, 2]},
-    {"state_dict": {"conv1.weight": 5}},
-    {"metadata": [1]},
-    {"metadata": {"dataset": 5}},
-    {"metadata": {"dataset": ""}},
-    {"training_state": 5},
     {"format": "something-else"},
 ]
-
-
-def _payload(state: dict, **changes: Any) -> dict[str, Any]:
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": "shallowcaps",
-        "config": {"num_classes": 10},
-        "state_dict": state,
-        "metadata": {"dataset": "mnist"},
-    }
-    payload.update(changes)
-    return {key: value for key, value in payload.items() if value is not _ABSENT}
 
 
 def _changed_state(state: dict, key: str, value: Any) -> dict:
@@ -866,7 +740,7 @@ def checkpoint_cases(record: Record, folder: Path, real_state: dict) -> None:
         cases.append(
             (
                 f"malformed payload {index}: {sorted(changes)}",
-                lambda c=changes: torch.save(_payload(real_state, **c), path),
+                lambda c=changes: torch.save(checkpoint_payload(real_state, **c), path),
             )
         )
     mismatched = {k: v for k, v in real_state.items() if k != "conv1.bias"}
@@ -875,12 +749,12 @@ def checkpoint_cases(record: Record, folder: Path, real_state: dict) -> None:
     nan_state = _changed_state(real_state, "conv1.bias", real_state["conv1.bias"].clone().fill_(math.nan))
     inf_state = _changed_state(real_state, "conv1.bias", real_state["conv1.bias"].clone().fill_(math.inf))
     int_state = _changed_state(real_state, "conv1.bias", real_state["conv1.bias"].to(torch.int64))
-    valid = _payload(real_state)
+    valid = checkpoint_payload(real_state)
     cases += [
-        ("weights that do not fit the config", lambda: torch.save(_payload(mismatched), path)),
-        ("NaN weights", lambda: torch.save(_payload(nan_state), path)),
-        ("infinite weights", lambda: torch.save(_payload(inf_state), path)),
-        ("integer weights", lambda: torch.save(_payload(int_state), path)),
+        ("weights that do not fit the config", lambda: torch.save(checkpoint_payload(mismatched), path)),
+        ("NaN weights", lambda: torch.save(checkpoint_payload(nan_state), path)),
+        ("infinite weights", lambda: torch.save(checkpoint_payload(inf_state), path)),
+        ("integer weights", lambda: torch.save(checkpoint_payload(int_state), path)),
         ("a list, not a payload", lambda: torch.save([1, 2, 3], path)),
         ("a pickle that runs code", lambda: path.write_bytes(pickle.dumps(_Evil()))),
         ("random bytes", lambda: path.write_bytes(random.Random(SEED).randbytes(10_000))),
@@ -1146,32 +1020,25 @@ def job_cases(record: Record, folder: Path) -> None:
         ({"allocation": str(folder / "missing.json"), "flow": "nncf"}, None),
     ]
     for fields, argv in contradictions:
-        name = ", ".join(f"{key}={value!r}" for key, value in fields.items())
-        config = RunConfig(model=NO_MODEL, out_dir=out, **fields)
-        record.api(
-            JOB,
-            "job.run",
-            name,
-            lambda config=config: run(config, progress=False),
-            accepted_if=lambda e: _is_run_error(str(e)),
-        )
-        if argv is not None:
-            record.cli(
-                JOB,
-                name,
-                ["run", "--model", NO_MODEL, *argv, "--out", out, "--no-progress"],
-                accepted_if=_is_run_error,
-            )
+        _run_case(record, ", ".join(f"{key}={value!r}" for key, value in fields.items()), fields, argv, out)
     for fields, argv in RUN_VALID:
         name = "valid: " + (", ".join(f"{key}={value!r}" for key, value in fields.items()) or "defaults")
-        config = RunConfig(model=NO_MODEL, out_dir=out, **fields)
-        record.api(
-            JOB,
-            "job.run",
-            name,
-            lambda config=config: run(config, progress=False),
-            accepted_if=lambda e: _is_run_error(str(e)),
-        )
+        _run_case(record, name, fields, argv, out)
+
+
+def _run_case(record: Record, name: str, fields: dict, argv: list[str] | None, out: str) -> None:
+    """The options ``fields`` through ``job.run`` and, with ``argv`` (None: the command line cannot express
+    them), through ``capsq run``. The model does not exist, so options that pass every check fail only at
+    loading it: that failure counts as accepted."""
+    config = RunConfig(model=NO_MODEL, out_dir=out, **fields)
+    record.api(
+        JOB,
+        "job.run",
+        name,
+        lambda: run(config, progress=False),
+        accepted_if=lambda e: _is_run_error(str(e)),
+    )
+    if argv is not None:
         record.cli(
             JOB,
             name,
@@ -1194,7 +1061,6 @@ def fuzz_cases(record: Record, folder: Path, rounds: int, seed: int, real_state:
             "--fuzz-rounds 0"
         ) from error
     import hypothesis.configuration
-    import nncf
 
     # Hypothesis keeps caches in ./.hypothesis; this script leaves nothing in the folder it runs from.
     hypothesis.configuration.set_hypothesis_home_dir(folder / "hypothesis")
@@ -1222,45 +1088,28 @@ def fuzz_cases(record: Record, folder: Path, rounds: int, seed: int, real_state:
 
         round_()
 
-    json_values = st.recursive(
-        st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats() | st.text(max_size=8),
-        lambda children: (
-            st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-        ),
-        max_leaves=20,
-    )
-
-    # Bit allocations: documents, then bytes of a valid file with random edits.
-    layer_entries = st.dictionaries(
-        st.sampled_from(["weight", "activation", "routing", "wieght", "bits"]),
-        st.one_of(st.integers(-2, 20), st.floats(0, 20), json_values),
-        max_size=3,
-    )
-    documents = st.fixed_dictionaries(
-        {
-            "format": st.sampled_from([1, 1, 1, 2, "1"]),
-            "layers": st.dictionaries(
-                st.sampled_from([*SHALLOWCAPS, "conv2"]) | st.text(max_size=12), layer_entries, max_size=4
-            ),
-        },
-        optional={"method": json_values, "info": json_values, "settings": json_values, "extra": json_values},
+    # Bit allocations: documents (drawn as tests/core/test_bit_allocation.py draws them, but with NaN and
+    # mostly ShallowCaps' own layer names), then bytes of a valid file with random edits.
+    values = json_values()
+    documents = allocation_documents(
+        values, st.sampled_from([*SHALLOWCAPS_LAYERS, "conv2"]) | st.text(max_size=12), max_layers=4
     )
     fuzz(
         ALLOCATIONS,
         "fuzz: BitAllocation.from_dict + check_layers",
-        st.one_of(documents, json_values),
+        st.one_of(documents, values),
         lambda data, name: record.api(
             ALLOCATIONS,
             "fuzz: BitAllocation.from_dict + check_layers",
             name,
-            lambda: BitAllocation.from_dict(data).check_layers(SHALLOWCAPS),
+            lambda: BitAllocation.from_dict(data).check_layers(SHALLOWCAPS_LAYERS),
             valid=lambda allocation: (
                 _allocation_is_valid(allocation)
                 and BitAllocation.from_dict(allocation.to_dict()) == allocation
             ),
         ),
     )
-    valid_bytes = json.dumps(_valid_allocation().to_dict()).encode()
+    valid_bytes = json.dumps(valid_allocation().to_dict()).encode()
     allocation_file = folder / "fuzz-allocation.json"
 
     def load_allocation(content: bytes, name: str) -> None:
@@ -1280,101 +1129,8 @@ def fuzz_cases(record: Record, folder: Path, rounds: int, seed: int, real_state:
         load_allocation,
     )
 
-    # NNCF configurations, both layouts (the strategies of tests/nncf/test_config.py).
-    small_json = st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-        max_leaves=8,
-    )
-    quantize_keys = sorted(
-        set(inspect.signature(nncf.quantize).parameters) - {"model", "calibration_dataset"}
-    )
-    capsnet_keys = [item.name for item in dataclasses.fields(CapsnetSection)]
-    plausible = {
-        "subset_size": st.integers(-2, 400),
-        "fast_bias_correction": st.booleans(),
-        "preset": st.sampled_from(["performance", "mixed", "PERFORMANCE"]),
-        "target_device": st.sampled_from(["CPU", "cpu", "ANY", "TPU"]),
-        "ignored_scope": st.fixed_dictionaries(
-            {},
-            optional={
-                "names": st.lists(st.text(max_size=5)) | small_json,
-                "patterns": st.lists(st.text(max_size=5)),
-            },
-        ),
-        "advanced_parameters": st.fixed_dictionaries(
-            {},
-            optional={
-                "overflow_fix": st.sampled_from(["disable", "enable"]) | small_json,
-                "smooth_quant_alpha": st.floats() | small_json,
-                "activations_quantization_params": st.fixed_dictionaries(
-                    {}, optional={"num_bits": small_json}
-                )
-                | small_json,
-                "activations_range_estimator_params": st.fixed_dictionaries(
-                    {},
-                    optional={
-                        "max": st.fixed_dictionaries(
-                            {},
-                            optional={
-                                "statistics_type": st.sampled_from(["quantile", "max", "nope"]) | small_json
-                            },
-                        )
-                    },
-                ),
-            },
-        ),
-        "tolerance": st.floats() | st.integers(-5, 200),
-        "weight_bits": st.integers(0, 10),
-        "clip": st.sampled_from(["mse", "minmax", "max"]),
-    }
-
-    def values(key: str) -> Any:
-        return plausible.get(key, small_json) | small_json
-
-    configs = st.fixed_dictionaries(
-        {},
-        optional={
-            **{key: values(key) for key in quantize_keys},
-            "capsnet": st.fixed_dictionaries({}, optional={key: values(key) for key in capsnet_keys})
-            | small_json,
-        },
-    )
-    legacy = st.fixed_dictionaries(
-        {
-            "compression": st.lists(
-                st.fixed_dictionaries(
-                    {"algorithm": st.just("quantization")},
-                    optional={
-                        "initializer": st.fixed_dictionaries(
-                            {},
-                            optional={
-                                "range": st.fixed_dictionaries(
-                                    {}, optional={"num_init_samples": values("subset_size")}
-                                )
-                            },
-                        ),
-                        "ignored_scopes": st.lists(
-                            st.sampled_from(["conv1", "{re}.*", "{re}(", "{re}[a-"]), max_size=3
-                        )
-                        | small_json,
-                        "weights": st.fixed_dictionaries(
-                            {}, optional={"bits": values("weight_bits"), "mode": st.just("symmetric")}
-                        ),
-                        "preset": values("preset"),
-                    },
-                )
-                | st.fixed_dictionaries(
-                    {"algorithm": st.just("capsnet_progressive_bitwidth")},
-                    optional={key: values(key) for key in ("tolerance", "weight_bits", "clip")},
-                )
-                | small_json,
-                max_size=2,
-            )
-            | small_json
-        },
-        optional={"target_device": values("target_device"), "input_info": small_json},
-    )
+    # NNCF configurations, both layouts (the strategies tests/nncf/test_config.py draws from).
+    configs, legacy = nncf_quantize_layout_configs(), nncf_legacy_layout_configs()
     for parser, strategy in (
         ("fuzz: load_config (nncf.quantize layout)", configs),
         ("fuzz: load_config (NNCF 2.x layout)", legacy),
@@ -1441,45 +1197,6 @@ def fuzz_cases(record: Record, folder: Path, rounds: int, seed: int, real_state:
 
     # Checkpoints: payloads with up to three keys replaced (torch.load stubbed, as in the tests), and
     # the bytes of a small checkpoint file with random edits.
-    tensors = st.sampled_from(
-        [torch.zeros(1), torch.ones(2, 2), torch.tensor([math.nan]), torch.zeros(3, dtype=torch.int64)]
-    )
-    mutations = {
-        "version": small_json,
-        "model": st.sampled_from(["deepcaps", "ShallowCaps"]) | small_json,
-        "config": small_json
-        | st.dictionaries(
-            st.sampled_from(
-                ["in_channels", "image_size", "num_classes", "routing_iterations", "decoder", "pixel_shift"]
-            )
-            | st.text(max_size=6),
-            st.integers(-3, 300) | st.booleans() | small_json,
-            max_size=3,
-        ),
-        "state_dict": small_json
-        | st.just(real_state)
-        | st.dictionaries(
-            st.sampled_from(sorted(real_state)[:3]) | st.text(max_size=6), tensors | small_json, max_size=3
-        )
-        | st.builds(
-            lambda key, value: _changed_state(real_state, key, value),
-            st.sampled_from(sorted(real_state)),
-            tensors | small_json,
-        ),
-        "metadata": st.dictionaries(st.just("dataset"), small_json) | small_json,
-        "training_state": small_json,
-    }
-
-    @st.composite
-    def payloads(draw: Any) -> dict:
-        payload = _payload(real_state)
-        for key in draw(st.lists(st.sampled_from(sorted(mutations)), max_size=3, unique=True)):
-            if draw(st.booleans()):
-                payload[key] = draw(mutations[key])
-            else:
-                payload.pop(key, None)
-        return payload
-
     stub = folder / "stubbed.pt"
     stub.write_bytes(b"stub")
 
@@ -1490,7 +1207,7 @@ def fuzz_cases(record: Record, folder: Path, rounds: int, seed: int, real_state:
     fuzz(
         CHECKPOINTS,
         "fuzz: load_checkpoint (payloads)",
-        payloads(),
+        checkpoint_payloads(real_state),
         lambda payload, name: record.api(
             CHECKPOINTS,
             "fuzz: load_checkpoint (payloads)",
@@ -1500,7 +1217,7 @@ def fuzz_cases(record: Record, folder: Path, rounds: int, seed: int, real_state:
         ),
     )
     small = folder / "small.pt"
-    torch.save(_payload({"conv1.weight": torch.zeros(2, 2)}, config={"num_classes": 3}), small)
+    torch.save(checkpoint_payload({"conv1.weight": torch.zeros(2, 2)}, config={"num_classes": 3}), small)
     small_bytes = small.read_bytes()
     edited = folder / "edited.pt"
 
@@ -1616,7 +1333,7 @@ def _argv_values(folder: Path) -> dict[str, list[str] | None]:
     """``capsq run`` / ``capsq quantize`` options and values to draw (None: a flag without a value)."""
     numbers = ["0", "1", "-1", "2", "2.5", "8", "17", "nan", "inf", "-inf", "1e309", "abc", "", "0x10", "all"]
     allocation = folder / "argv-allocation.json"
-    allocation.write_text(json.dumps(_valid_allocation().to_dict()))
+    allocation.write_text(json.dumps(valid_allocation().to_dict()))
     garbage = folder / "argv-garbage.json"
     garbage.write_bytes(b"\x00\xff{")
     files = [str(allocation), str(garbage), str(folder / "missing.json"), str(folder), ""]

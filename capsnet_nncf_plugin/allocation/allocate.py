@@ -9,6 +9,12 @@ from collections.abc import Iterable
 import torch
 from torch.utils.data import Dataset
 
+from capsnet_nncf_plugin.allocation.defaults import (
+    DEFAULT_CRITERION,
+    DEFAULT_SEARCH_SETTINGS,
+    DEFAULT_WEIGHT_REDUCTION,
+    weight_budget_for_reduction,
+)
 from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
 from capsnet_nncf_plugin.allocation.layers import quantizable_layers
 from capsnet_nncf_plugin.allocation.memory import memory_report
@@ -49,11 +55,12 @@ def allocate(
     tolerance: float = 0.1,
     weight_memory_budget: float | None = None,
     settings: QuantizationSettings | None = None,
+    weight_reduction: float | None = DEFAULT_WEIGHT_REDUCTION,
     calibration_images: int = 512,
     validation_limit: int | None = None,
     analysis: ErrorAnalysis | None = None,
     progress: bool = False,
-    criterion: str = "losses",
+    criterion: str = DEFAULT_CRITERION,
     fast: bool = True,
 ) -> BitAllocation:
     """Per-layer bits for ``model`` that lose at most ``tolerance`` percentage points of validation accuracy.
@@ -62,11 +69,13 @@ def allocate(
     ``validation_data``: a labelled dataset the search measures accuracy on (its first ``validation_limit``
     images). ``method`` is a name from ``available_methods()``; ``weight_memory_budget`` (bits, as
     ``memory_report`` counts weights) is used by methods that fulfil a budget
-    (error-guided, Q-CapsNets). Pass a previous ``analysis`` to skip the error analysis.
-    ``criterion``: what "within tolerance" means, ``"losses"`` or ``"accuracy"`` (see evaluator.py).
+    (error-guided, Q-CapsNets); without it, ``weight_reduction`` sets it against the FP32 weights (default
+    8: at most 1/8 of them; ``None``: no budget). Pass a previous ``analysis`` to skip the error analysis.
+    ``criterion``: what "within tolerance" means, ``"accuracy"`` or ``"losses"`` (see evaluator.py).
     ``settings``: the clipping rule, bias correction and weight rounding every candidate (and the error
-    analysis) is quantized with; the result carries the settings it was measured with
-    (``allocation.settings``), so quantizing it repeats them.
+    analysis) is quantized with (default: MSE clipping, round-to-nearest); the result carries the settings
+    it was measured with (``allocation.settings``), so quantizing it repeats them. The defaults and the
+    measurements that chose them: ``allocation/defaults.py``.
     ``info`` of the result records the search: accuracies, evaluations, memory reductions,
     ``analysis_seconds`` (the error analysis) and ``search_seconds`` (everything else).
     ``fast``: evaluate candidates with the native kernels and the prefix cache (``evaluator.py``); the same
@@ -75,7 +84,7 @@ def allocate(
     if tolerance < 0:
         raise ValueError(f"tolerance is in percentage points and must be >= 0, got {tolerance}")
     search = get_method(method)
-    settings = settings or QuantizationSettings()
+    settings = settings or DEFAULT_SEARCH_SETTINGS
     model = model.eval()
     calibration = _batches(calibration_data, calibration_images)
     if not calibration:
@@ -96,6 +105,8 @@ def allocate(
         criterion=criterion,
         fast=fast,
     )
+    if weight_memory_budget is None and weight_reduction is not None:
+        weight_memory_budget = weight_budget_for_reduction(model, weight_reduction)
     context = SearchContext(
         layers=quantizable_layers(model),
         analysis=analysis,

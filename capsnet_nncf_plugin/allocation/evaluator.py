@@ -2,8 +2,8 @@
 
 What "accuracy holds" means is the search's ``criterion``:
 
-* ``"accuracy"``: validation accuracy at most ``tolerance`` pp below FP32;
-* ``"losses"`` (default): that, and at most ``tolerance`` percent of the validation images that FP32
+* ``"accuracy"`` (the default, see defaults.py): validation accuracy at most ``tolerance`` pp below FP32;
+* ``"losses"``: that, and at most ``tolerance`` percent of the validation images that FP32
   classifies correctly are misclassified. Images the quantized model happens to get right where FP32 did
   not earn no credit: a search that counts them drifts toward allocations that were lucky on the
   validation split, and loses the difference on the test split.
@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import Dataset
 
+from capsnet_nncf_plugin.allocation.defaults import DEFAULT_CRITERION
 from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
 from capsnet_nncf_plugin.allocation.prefix_cache import PrefixCache, PrefixRunner, choose_cuts
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
@@ -161,7 +162,7 @@ class AccuracyEvaluator:
         settings: QuantizationSettings | None = None,
         limit: int | None = None,
         batch_size: int = EVALUATION_BATCH,
-        criterion: str = "losses",
+        criterion: str = DEFAULT_CRITERION,
         fast: bool = True,
         prefix_cache_bytes: int = PREFIX_CACHE_BYTES,
         share: bool = True,

@@ -48,3 +48,13 @@ def count_or_all(text: str) -> int | None:
 
 
 count_or_all.__name__ = "a positive integer or 'all'"
+
+
+def positive_or_none(text: str) -> float | None:
+    """A number > 0, or ``none`` (``None``: switched off)."""
+    if text.strip().lower() == "none":
+        return None
+    return positive_float(text)
+
+
+positive_or_none.__name__ = "a number > 0 or 'none'"

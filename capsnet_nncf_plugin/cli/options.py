@@ -20,6 +20,7 @@ from capsnet_nncf_plugin.cli.arguments import (
     non_negative_float,
     positive_float,
     positive_int,
+    positive_or_none,
 )
 from capsnet_nncf_plugin.core.clipping import CLIP_MODES
 from capsnet_nncf_plugin.core.settings import WEIGHT_ROUNDINGS
@@ -110,9 +111,10 @@ OPTIONS: dict[str, Option] = {
         _option(
             "--weight-reduction",
             field="weight_reduction",
-            type=positive_float,
-            metavar="X",
-            help="the same weights budget as a reduction against FP32 (8: at most 1/8 of the FP32 weights)",
+            type=positive_or_none,
+            metavar="X|none",
+            help="the weights budget as a reduction against FP32 (8: at most 1/8 of the FP32 weights; "
+            "none: no budget; --weight-memory-budget replaces it)",
         ),
         _option(
             "--analysis-images",

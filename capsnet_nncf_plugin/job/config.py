@@ -13,13 +13,17 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from capsnet_nncf_plugin.allocation.allocate import ANALYSIS_IMAGES
+from capsnet_nncf_plugin.allocation.defaults import (
+    DEFAULT_CRITERION,
+    DEFAULT_SEARCH_SETTINGS,
+    DEFAULT_WEIGHT_REDUCTION,
+)
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.allocation.methods import get_method
 from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
 from capsnet_nncf_plugin.allocation.sensitivity import CANDIDATE_BITS
-from capsnet_nncf_plugin.core.clipping import DEFAULT_CLIP
 from capsnet_nncf_plugin.core.integer_format import check_bits
-from capsnet_nncf_plugin.core.settings import DEFAULT_WEIGHT_ROUNDING, QuantizationSettings
+from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.errors import ConfigError, MissingFileError
 from capsnet_nncf_plugin.job.output import check_output_folder
 
@@ -65,13 +69,14 @@ class SearchConfig(JobConfig):
 
     method: str | None = None  # an allocation method; None: the default one; "none": no search
     tolerance: float = 0.1  # percentage points
-    criterion: str = "losses"
-    clip: str = DEFAULT_CLIP
-    bias_correction: bool = False
-    weight_rounding: str = DEFAULT_WEIGHT_ROUNDING
+    criterion: str = DEFAULT_CRITERION
+    clip: str = DEFAULT_SEARCH_SETTINGS.clip
+    bias_correction: bool = DEFAULT_SEARCH_SETTINGS.bias_correction
+    weight_rounding: str = DEFAULT_SEARCH_SETTINGS.weight_rounding
     validation_limit: int | None = DEFAULT_VALIDATION_LIMIT
     weight_memory_budget: float | None = None  # MB of weights, for the methods that take a budget
-    weight_reduction: float | None = None  # the same budget as a reduction against the FP32 weights
+    # The budget as a reduction against the FP32 weights; a weight_memory_budget replaces the default one.
+    weight_reduction: float | None = DEFAULT_WEIGHT_REDUCTION
     analysis_images: int = ANALYSIS_IMAGES
     analysis_bits: tuple[int, ...] = CANDIDATE_BITS
     analysis_cache: str | None = None  # a JSON file keeping the error analysis across runs
@@ -108,7 +113,8 @@ class SearchConfig(JobConfig):
             valid = isinstance(budget, int | float) and not isinstance(budget, bool) and math.isfinite(budget)
             if budget is not None and not (valid and budget > 0):
                 raise ConfigError(f"{name} must be a number > 0, got {budget!r}")
-        if self.weight_memory_budget is not None and self.weight_reduction is not None:
+        explicit_reduction = self.weight_reduction not in (None, DEFAULT_WEIGHT_REDUCTION)
+        if self.weight_memory_budget is not None and explicit_reduction:
             raise ConfigError(
                 "--weight-memory-budget and --weight-reduction both set the weights budget: give one"
             )

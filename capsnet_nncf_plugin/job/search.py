@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from capsnet_nncf_plugin.allocation import ErrorAnalysis, allocate, analyze_errors
 from capsnet_nncf_plugin.allocation.allocate import analysis_batches
-from capsnet_nncf_plugin.allocation.memory import FLOAT_BITS
+from capsnet_nncf_plugin.allocation.defaults import weight_budget_for_reduction
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.job.config import SearchConfig
 from capsnet_nncf_plugin.job.inputs import JobInputs
@@ -42,6 +42,7 @@ def search(
         method=method or config.search_method,
         tolerance=config.tolerance,
         weight_memory_budget=weight_budget_bits(inputs, config),
+        weight_reduction=None,  # the budget above is the job's whole answer, None included
         settings=config.settings(),
         validation_limit=config.validation_limit,
         analysis=analysis if analysis is not None else analyze(inputs, config, progress),
@@ -52,9 +53,9 @@ def search(
 
 def weight_budget_bits(inputs: JobInputs, config: SearchConfig) -> float | None:
     """The weights budget in bits: ``--weight-memory-budget`` MB, or the FP32 weights over
-    ``--weight-reduction``; None without a budget."""
+    ``--weight-reduction`` (default 8); None without a budget (``--weight-reduction none``)."""
     if config.weight_memory_budget is not None:
         return config.weight_memory_budget * BITS_PER_MB
     if config.weight_reduction is not None:
-        return sum(p.numel() for p in inputs.model.parameters()) * FLOAT_BITS / config.weight_reduction
+        return weight_budget_for_reduction(inputs.model, config.weight_reduction)
     return None

@@ -31,6 +31,7 @@ from typing import Any
 import nncf
 from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
+from capsnet_nncf_plugin.allocation.defaults import DEFAULT_CRITERION, DEFAULT_WEIGHT_REDUCTION
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.core.clipping import check_clip_mode
 from capsnet_nncf_plugin.core.integer_format import check_bits
@@ -79,13 +80,15 @@ class CapsnetSection:
     ``allocation``: a ``BitAllocation`` JSON file (``capsq quantize`` writes one); ``method``: an allocation
     method name searched with ``tolerance`` on the validation data passed to ``quantize``; neither: uniform
     ``weight_bits``/``activation_bits``/``routing_bits``. ``clip`` applies where NNCF places no quantizer
-    (the routing tensors b and s inside the integer routing op).
+    (the routing tensors b and s inside the integer routing op). ``criterion`` and ``weight_reduction``
+    (the search's weights budget against FP32; null: none) default as ``allocate()``'s do.
     """
 
     method: str | None = None
     allocation: str | None = None
     tolerance: float = 0.1
-    criterion: str = "losses"
+    criterion: str = DEFAULT_CRITERION
+    weight_reduction: float | None = DEFAULT_WEIGHT_REDUCTION
     clip: str = "minmax"
     weight_bits: int = 8
     activation_bits: int = 8
@@ -129,6 +132,16 @@ class CapsnetSection:
         ):
             raise ConfigError(
                 f"capsnet.tolerance must be a finite number of percentage points, got {_show(self.tolerance)}"
+            )
+        reduction = self.weight_reduction
+        if reduction is not None and (
+            isinstance(reduction, bool)
+            or not isinstance(reduction, (int, float))
+            or not (math.isfinite(reduction) and reduction > 0)
+        ):
+            raise ConfigError(
+                "capsnet.weight_reduction must be a finite number > 0 (8: at most 1/8 of the FP32 weights) "
+                f"or null for no weights budget, got {_show(reduction)}"
             )
         if not 0 <= self.tolerance <= MAX_TOLERANCE:
             raise ConfigError(

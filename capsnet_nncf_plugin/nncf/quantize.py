@@ -213,6 +213,7 @@ def _allocation(
         method=capsnet.method,
         tolerance=capsnet.tolerance,
         criterion=capsnet.criterion,
+        weight_reduction=capsnet.weight_reduction,
         settings=QuantizationSettings(clip=capsnet.clip),
         progress=progress,
     )

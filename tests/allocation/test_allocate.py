@@ -33,6 +33,7 @@ from capsnet_nncf_plugin.allocation.methods.rate_distortion import descent_path
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
 from capsnet_nncf_plugin.core import LayerBits, RoutingBits
 from capsnet_nncf_plugin.core.bit_widths import ROUTING_TENSORS
+from capsnet_nncf_plugin.core.clipping import DEFAULT_CLIP
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
 
@@ -102,7 +103,15 @@ def test_a_lazy_analysis_measures_what_is_asked_and_agrees_with_the_full_one(set
 
 
 @pytest.mark.parametrize(
-    "method", ["progressive-descent", "error-guided", "block-routing", "rate-distortion", "qcapsnets"]
+    "method",
+    [
+        "progressive-descent",
+        "error-guided",
+        "block-routing",
+        "rate-distortion",
+        "qcapsnets",
+        "qcapsnets-clipped",
+    ],
 )
 def test_every_method_lowers_bits_within_tolerance(setting, method):
     model, calibration, validation, analysis = setting
@@ -138,6 +147,7 @@ def test_uniform_baseline_and_registry(setting):
         "rate-distortion",
         "uniform-8",
         "qcapsnets",
+        "qcapsnets-clipped",
     }
     assert builtin <= set(available_methods())
     allocation = allocate(model, calibration, validation, method="uniform-8", analysis=analysis)
@@ -362,3 +372,15 @@ def test_error_guided_keeps_8_bit_routing_where_lowering_it_does_not_hold(settin
     assert all(
         bits.routing == RoutingBits() for bits in allocation.layers.values() if bits.routing is not None
     )
+
+
+def test_qcapsnets_clipping_is_its_own_or_the_runs(setting):
+    """The baseline quantizes as Q-CapsNets did (no clipping); its -clipped twin under the run's rule, so
+    that a results table can tell the search method from the clipping rule."""
+    model, calibration, validation, analysis = setting
+    own = allocate(model, calibration, validation, method="qcapsnets", tolerance=TOLERANCE, analysis=analysis)
+    clipped = allocate(
+        model, calibration, validation, method="qcapsnets-clipped", tolerance=TOLERANCE, analysis=analysis
+    )
+    assert (own.method, own.settings.clip, own.settings.weight_rounding) == ("qcapsnets", "minmax", "nearest")
+    assert (clipped.method, clipped.settings.clip) == ("qcapsnets-clipped", DEFAULT_CLIP)

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+from capsnet_nncf_plugin.errors import ConfigError
 from capsnet_nncf_plugin.job import JobInputs, SearchConfig
 from capsnet_nncf_plugin.job.search import weight_budget_bits
 
@@ -45,7 +47,7 @@ def test_allocation_benchmark_writes_resumes_and_extends_the_reproduction_table(
     assert cells[6:8] == ["4.00", "4.00"]
     assert cells[3] == cells[4]
     assert "Search criterion: `accuracy`" in table and "Published figures" in table
-    assert "--criterion accuracy --limit 100 --markdown" in table  # the regenerating command
+    assert " --limit 100 --markdown" in table  # the regenerating command (criterion at its default)
     stored = json.loads(record.read_text())
     assert stored["settings"]["tolerance"] == 100 and stored["settings"]["validation_limit"] == 100
     row = stored["models"][first]["methods"]["uniform-8"]
@@ -53,7 +55,7 @@ def test_allocation_benchmark_writes_resumes_and_extends_the_reproduction_table(
     assert {layer["weight"] for layer in row["allocation"]["layers"].values()} == {8}
     # Which code measured the row: this checkout's commit, marked when its package sources differ from it.
     assert row["code"] == allocation_benchmark.code_version()
-    assert cells[-1] == row["measured"]
+    assert cells[-2:] == [row["measured"], row["code"]]
 
     # The same settings again with a second model: the first is taken from the record, not re-measured.
     second = tmp_path / "second.pt"
@@ -153,8 +155,8 @@ def test_rows_recorded_before_their_date_was_kept_render_a_dash():
         },
     }
     line = next(line for line in allocation_benchmark.markdown(record, "c").splitlines() if "zoo:a" in line)
-    # search s, evals, the before columns (none measured by other code) and the missing date
-    assert line.endswith("| 1 | 2 | - | - | - |")
+    # search s, evals, the before columns (none measured by other code), the missing date and commit
+    assert line.endswith("| 1 | 2 | - | - | - | not recorded |")
 
 
 def test_a_row_remeasured_by_other_code_keeps_the_old_cost_as_before():
@@ -187,17 +189,21 @@ def test_runs_of_one_model_under_other_analysis_settings_keep_separate_caches():
         config = SearchConfig(**changes)
         return allocation_benchmark.analysis_cache_name("zoo:deepcaps-fmnist", config)
 
-    assert name() == "zoo-deepcaps-fmnist-calibration512-clip-hardware-nearest.json"
-    variants = [name(), name(clip="mse"), name(weight_rounding="gptq"), name(bias_correction=True)]
+    assert name() == "zoo-deepcaps-fmnist-calibration512-clip-mse-nearest.json"
+    variants = [name(), name(clip="hardware"), name(weight_rounding="gptq"), name(bias_correction=True)]
     variants.append(name(calibration_images=128))
     assert len(set(variants)) == len(variants)
 
 
-def test_a_weight_reduction_is_a_budget_in_bits_and_part_of_the_settings():
+def test_a_weight_reduction_is_a_budget_in_bits_and_part_of_the_settings(tmp_path):
     inputs = JobInputs(torch.nn.Linear(10, 4), "mnist", None, None, [], {})  # 44 parameters
-    assert weight_budget_bits(inputs, SearchConfig()) is None
-    assert weight_budget_bits(inputs, SearchConfig(weight_reduction=8.0)) == 44 * 32 / 8
+    assert weight_budget_bits(inputs, SearchConfig()) == 44 * 32 / 8  # the default: 1/8 of FP32
+    assert weight_budget_bits(inputs, SearchConfig(weight_reduction=None)) is None
+    assert weight_budget_bits(inputs, SearchConfig(weight_reduction=4.0)) == 44 * 32 / 4
+    # A budget in MB replaces the default reduction; with another reduction it is a contradiction.
     assert weight_budget_bits(inputs, SearchConfig(weight_memory_budget=1.0)) == 8e6
+    with pytest.raises(ConfigError, match="both set the weights budget"):
+        SearchConfig(weight_memory_budget=1.0, weight_reduction=4.0, out_dir=str(tmp_path)).check()
     defaults = {name: None for name in allocation_benchmark.SETTINGS}
     settings = {**defaults, "weight_reduction": 7.0}
     command = allocation_benchmark.regenerating_command(settings, defaults, "docs/results-budget.md")
@@ -208,6 +214,13 @@ def test_a_weight_reduction_is_a_budget_in_bits_and_part_of_the_settings():
     assert allocation_benchmark.stored_settings({"settings": {"tolerance": 0.1}})["weight_reduction"] is None
     assert "7x smaller than FP32" in allocation_benchmark.budget_sentence(settings)
     assert allocation_benchmark.budget_sentence(defaults) == ""
+    # No budget where the default has one is spelled "none", a count over every image "all".
+    without_budget = allocation_benchmark.regenerating_command(
+        {**defaults, "weight_reduction": None, "validation_limit": None},
+        {**defaults, "weight_reduction": 8.0, "validation_limit": 2000},
+        "docs/results-hardware.md",
+    )
+    assert "--validation-limit all --weight-reduction none --markdown" in without_budget
 
 
 def test_a_fresh_run_remeasures_every_model_even_after_reading_back_the_record(tmp_path):

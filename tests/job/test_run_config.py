@@ -60,7 +60,7 @@ def test_run_refuses_a_missing_input_file(field, tmp_path):
             r"--allocation gives the bits and --method "
             r"error-guided would search them: drop one",
         ),
-        ({"weight_memory_budget": 2.0, "weight_reduction": 8.0}, r"both set the weights budget: give one"),
+        ({"weight_memory_budget": 2.0, "weight_reduction": 6.0}, r"both set the weights budget: give one"),
         ({"flow": "nncf", "weight_rounding": "gptq"}, r"--weight-rounding gptq is the FX flow's"),
         ({"weight_rounding": "gptq", "bias_correction": True}, r"GPTQ and bias correction do not combine"),
         ({"tolerance": math.inf}, r"tolerance is in percentage points and must be finite, got inf"),

@@ -7,7 +7,6 @@ marker to the loader and accepts only a CheckpointError or a correctly loaded mo
 from __future__ import annotations
 
 import copy
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,13 @@ from unittest import mock
 
 import pytest
 import torch
+from hostile_inputs import ABSENT, MALFORMED_CHECKPOINT_CHANGES, checkpoint_payload, checkpoint_payloads
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from capsnet_nncf_plugin.cli import main
 from capsnet_nncf_plugin.errors import CheckpointError
 from capsnet_nncf_plugin.models import Checkpoint, create, load_checkpoint
-from capsnet_nncf_plugin.models.checkpoint import FORMAT, MAX_PARAMETERS, VERSION
+from capsnet_nncf_plugin.models.checkpoint import MAX_PARAMETERS
 
 # One real model's weights, shared read-only by every case (building it costs 0.1 s).
 REAL_STATE = create("shallowcaps").state_dict()
@@ -29,19 +28,7 @@ FIX = "re-create it with `capsq train --out DIR` or restore the original file"
 
 
 def _payload(**changes: Any) -> dict[str, Any]:
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": "shallowcaps",
-        "config": {"num_classes": 10},
-        "state_dict": REAL_STATE,
-        "metadata": {"dataset": "mnist"},
-    }
-    payload.update(changes)
-    return {key: value for key, value in payload.items() if value is not _ABSENT}
-
-
-_ABSENT = object()
+    return checkpoint_payload(REAL_STATE, **changes)
 
 
 def _error(path: Path) -> str:
@@ -58,34 +45,7 @@ def _saved(tmp_path: Path, payload: Any, name: str = "bad.pt") -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("changes", "expected"),
-    [
-        ({"version": "2"}, "format version '2' is not a positive integer"),
-        ({"version": _ABSENT}, "format version None is not a positive integer"),
-        ({"version": True}, "format version True is not a positive integer"),
-        ({"config": _ABSENT}, "it has no 'config'"),
-        ({"model": 5}, "'model' is 5, not one of ['deepcaps', 'shallowcaps']"),
-        ({"model": "resnet"}, "'model' is 'resnet', not one of"),
-        ({"config": [1, 28, 10]}, "'config' is list, not a mapping of constructor arguments"),
-        ({"config": {"num_classes": -5}}, "config 'num_classes' is -5, not an integer in 1..1000"),
-        ({"config": {"num_classes": 10**6}}, "config 'num_classes' is 1000000, not an integer in 1..1000"),
-        ({"config": {"num_classes": 10.0}}, "config 'num_classes' is 10.0, not an integer in 1..1000"),
-        ({"config": {"num_classes": True}}, "config 'num_classes' is True, not an integer"),
-        ({"config": {"decoder": 1}}, "config 'decoder' is 1, not true/false"),
-        ({"config": {"pixel_shift": 17}}, "config 'pixel_shift' is 17, not an integer in 0..16"),
-        ({"config": {"num_clases": 10}}, "config key 'num_clases' is not an argument of shallowcaps"),
-        ({"config": {3: 10}}, "config key 3 is not an argument of shallowcaps"),
-        ({"config": {"image_size": 20}}, "cannot build: ShallowCaps needs images of at least 25x25 pixels"),
-        ({"state_dict": _ABSENT}, "'state_dict' is None, not a mapping of weights"),
-        ({"state_dict": [1, 2]}, "'state_dict' is list, not a mapping of weights"),
-        ({"state_dict": {"conv1.weight": 5}}, "'state_dict' entry 'conv1.weight' is 5, not a tensor"),
-        ({"metadata": [1]}, "'metadata' is list, not a mapping with string keys"),
-        ({"metadata": {"dataset": 5}}, "metadata 'dataset' is 5, not a dataset name"),
-        ({"metadata": {"dataset": ""}}, "metadata 'dataset' is '', not a dataset name"),
-        ({"training_state": 5}, "'training_state' is 5, not a mapping"),
-    ],
-)
+@pytest.mark.parametrize(("changes", "expected"), MALFORMED_CHECKPOINT_CHANGES)
 def test_malformed_bodies_are_one_line_errors(tmp_path: Path, changes: dict, expected: str) -> None:
     message = _error(_saved(tmp_path, _payload(**changes)))
     assert expected in message
@@ -142,7 +102,7 @@ def test_the_valid_payload_loads(tmp_path: Path) -> None:
     [
         ({"version": "2"}, "format version '2'"),
         ({"config": {"num_classes": 10**6}}, "config 'num_classes' is 1000000"),
-        ({"state_dict": _ABSENT}, "'state_dict' is None"),
+        ({"state_dict": ABSENT}, "'state_dict' is None"),
     ],
 )
 def test_capsq_eval_reports_a_malformed_checkpoint_on_one_line(tmp_path, capsys, changes, expected) -> None:
@@ -160,65 +120,9 @@ def test_capsq_eval_names_a_directory(tmp_path, capsys) -> None:
 
 # --- property: arbitrary dicts under the marker ------------------------------------------------------------
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=6,
-)
-_config_keys = st.sampled_from(
-    ["in_channels", "image_size", "num_classes", "routing_iterations", "class_bias", "decoder", "pixel_shift"]
-)
-_config = st.one_of(
-    _json,
-    st.dictionaries(
-        _config_keys | st.text(max_size=6),
-        st.one_of(st.integers(-3, 300), st.booleans(), _json),
-        max_size=3,
-    ),
-)
-_small_tensor = st.sampled_from(
-    [torch.zeros(1), torch.ones(2, 2), torch.tensor([math.nan]), torch.zeros(3, dtype=torch.int64)]
-)
-
-
-def _real_state_with(key: str, value: Any) -> dict[str, Any]:
-    state = dict(REAL_STATE)
-    state[key] = value
-    return state
-
-
-_state_dict = st.one_of(
-    _json,
-    st.just(REAL_STATE),
-    st.dictionaries(
-        st.sampled_from(sorted(REAL_STATE)[:3]) | st.text(max_size=6), _small_tensor | _json, max_size=3
-    ),
-    st.builds(_real_state_with, st.sampled_from(sorted(REAL_STATE)), _small_tensor | _json),
-)
-_MUTATIONS = {
-    "version": _json,
-    "model": st.sampled_from(["deepcaps", "ShallowCaps"]) | _json,
-    "config": _config,
-    "state_dict": _state_dict,
-    "metadata": st.dictionaries(st.just("dataset"), _json) | _json,
-    "training_state": _json,
-}
-
-
-@st.composite
-def _payloads(draw: st.DrawFn) -> dict[str, Any]:
-    """The valid payload with up to three keys replaced by arbitrary values or removed."""
-    payload = _payload()
-    for key in draw(st.lists(st.sampled_from(sorted(_MUTATIONS)), max_size=3, unique=True)):
-        if draw(st.booleans()):
-            payload[key] = draw(_MUTATIONS[key])
-        else:
-            payload.pop(key, None)
-    return payload
-
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(payload=_payloads())
+@given(payload=checkpoint_payloads(REAL_STATE))
 def test_arbitrary_payloads_give_a_checkpoint_error_or_a_valid_model(payload: dict[str, Any]) -> None:
     # The property is about the payload torch.load returns, so it is handed over without a 27 MB file per
     # example; test_malformed_bodies_are_one_line_errors goes through real files.

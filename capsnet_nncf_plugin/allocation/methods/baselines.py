@@ -1,7 +1,9 @@
 """Baselines in the same framework: uniform 8-bit, and Q-CapsNets (Marchisio et al., DAC 2020).
 
 Q-CapsNets, re-implemented from its paper, with round-to-nearest and saturation, no range clipping
-(``clip="minmax"``) and no bias correction:
+(``clip="minmax"``) and no bias correction (``qcapsnets``), or with the run's own clipping and weight
+rounding (``qcapsnets-clipped``: the same search on our quantizers, so that a comparison separates the
+method from the clipping rule):
 
     1. layer-uniform: the smallest width Q (up to 16) for weights and activations together that keeps
        accuracy
@@ -45,7 +47,16 @@ def uniform_8(context: SearchContext) -> BitAllocation:
 def qcapsnets(context: SearchContext) -> BitAllocation:
     # Every candidate derived from it quantizes as Q-CapsNets does: no clipping, no bias correction,
     # round-to-nearest.
-    allocation = context.uniform().with_settings(QCAPSNETS_SETTINGS)
+    return qcapsnets_search(context, context.uniform().with_settings(QCAPSNETS_SETTINGS), "qcapsnets")
+
+
+def qcapsnets_clipped(context: SearchContext) -> BitAllocation:
+    # The run's own quantization settings (clipping, weight rounding) under Q-CapsNets' search.
+    return qcapsnets_search(context, context.uniform(), "qcapsnets-clipped")
+
+
+def qcapsnets_search(context: SearchContext, allocation: BitAllocation, method: str) -> BitAllocation:
+    """Q-CapsNets' four steps (module doc) from ``allocation``, whose settings every candidate keeps."""
     weights, activations = context.names_with("weight"), context.names_with("activation")
     # A binary search over 2..16, the decreasing weights, each activation's descent, the routing search.
     context.expect(4 + 1 + descent_estimate(len(activations)) + BINARY_SEARCH_ESTIMATE)
@@ -84,5 +95,5 @@ def qcapsnets(context: SearchContext) -> BitAllocation:
         allocation = with_routing(
             smallest_holding(MIN_BITS, START_BITS, lambda b: context.holds(with_routing(b)))
         )
-    allocation.method = "qcapsnets"
+    allocation.method = method
     return allocation

@@ -1,6 +1,6 @@
 """The built-in allocation methods, by name (registered like any plugin's, see registry.py)."""
 
-from capsnet_nncf_plugin.allocation.methods.baselines import qcapsnets, uniform_8
+from capsnet_nncf_plugin.allocation.methods.baselines import qcapsnets, qcapsnets_clipped, uniform_8
 from capsnet_nncf_plugin.allocation.methods.block_routing import block_routing
 from capsnet_nncf_plugin.allocation.methods.error_guided import error_guided
 from capsnet_nncf_plugin.allocation.methods.progressive_descent import progressive_descent
@@ -13,6 +13,7 @@ BUILTIN_METHODS = {
     "rate-distortion": rate_distortion,
     "uniform-8": uniform_8,
     "qcapsnets": qcapsnets,
+    "qcapsnets-clipped": qcapsnets_clipped,
 }
 
 #: The method ``allocate``, ``capsq quantize`` and ``capsq run`` use unless told otherwise. On

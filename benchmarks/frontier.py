@@ -1,0 +1,318 @@
+"""A model's measured frontier: weight against activation memory reduction at <= TOLERANCE pp test loss.
+
+    python benchmarks/frontier.py --model zoo:deepcaps-fmnist --markdown docs/frontier.md
+    python benchmarks/frontier.py --model zoo:deepcaps-mnist --weight-thresholds 15,21,27 --limit 2000
+
+Where one default does not reach a target (issue 35: >= 8x weights and >= 4.5x activations at <= 0.10 pp),
+this says how far the quantizers themselves reach, measured. Every point of a grid of error-guided's
+thresholds: the weights of every layer at the smallest width whose SQNR in the error analysis reaches
+``T_w`` dB, the activations at the smallest reaching ``T_a`` dB (at most 8 bits), the dynamic routing per
+tensor and iteration at error-guided's first routing threshold. Each point's integer model is measured on
+the test split (native squash and routing kernels: the torch integer model's predictions bit for bit).
+
+It is an oracle on the test set: it shows what the integer format and the clipping can reach, not what a
+search on validation images finds (``capsq run`` does that). The two points that bound the target, the best
+weight reduction among points with >= ``--activation-target`` activations and the best activation reduction
+among points with >= ``--weight-target`` weights (both within the tolerance), are exported to QDQ ONNX and
+run in onnxruntime as well.
+
+With ``--markdown PATH`` the points are kept in ``PATH`` with the suffix ``.json`` (one entry per model and
+settings, replaced when measured again), the Markdown is rendered from it, and each model's plot is written
+beside it as ``PATH-stem-MODEL.png``. Every entry records the commit that measured it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
+from capsnet_nncf_plugin.allocation.layers import quantizable_layers
+from capsnet_nncf_plugin.allocation.memory import memory_report
+from capsnet_nncf_plugin.allocation.methods.context import START_BITS, SearchContext
+from capsnet_nncf_plugin.allocation.methods.error_guided import (
+    FIRST_ROUTING_THRESHOLD_DB,
+    at_threshold,
+    routing_at_threshold,
+)
+from capsnet_nncf_plugin.atomic_file import write_text_atomically
+from capsnet_nncf_plugin.cli.options import add_options, config_from_args
+from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.errors import run_reporting_user_errors
+from capsnet_nncf_plugin.figures import pyplot, save_png
+from capsnet_nncf_plugin.job import SearchConfig, analyze, export_and_compare, load_inputs
+from capsnet_nncf_plugin.quantized import quantization_points
+
+
+def thresholds_list(text: str) -> list[float]:
+    """A comma-separated list of dB values."""
+    try:
+        values = [float(value) for value in text.split(",")]
+    except ValueError:
+        values = []
+    if not values:
+        message = f"{text!r} is not a comma-separated list of dB values, e.g. 15,21,27"
+        raise argparse.ArgumentTypeError(message)
+    return values
+
+
+@dataclasses.dataclass
+class Point:
+    weight_threshold: float
+    activation_threshold: float
+    weight_reduction: float
+    activation_reduction: float
+    routing_reduction: float
+    accuracy: float
+    loss: float
+    onnxruntime: float | None = None  # measured for the bounding points only
+    identical: float | None = None  # percent of outputs onnxruntime = torch bit for bit
+
+
+def point_allocation(context: SearchContext, weight_db: float, activation_db: float) -> BitAllocation:
+    """The grid point: error-guided's widths at the two thresholds, its routing at the first routing one."""
+    allocation = context.uniform()
+    allocation = at_threshold(context, allocation, "weight", weight_db, START_BITS)
+    allocation = at_threshold(context, allocation, "activation", activation_db, START_BITS)
+    return routing_at_threshold(context.layers, context.analysis, allocation, FIRST_ROUTING_THRESHOLD_DB)
+
+
+def pareto(points: list[Point], tolerance: float) -> list[Point]:
+    """The points within ``tolerance`` that no other such point beats in both reductions."""
+    within = [p for p in points if p.loss <= tolerance + 1e-9]
+    return sorted(
+        (
+            p
+            for p in within
+            if not any(
+                q.weight_reduction >= p.weight_reduction
+                and q.activation_reduction >= p.activation_reduction
+                and (q.weight_reduction, q.activation_reduction)
+                != (p.weight_reduction, p.activation_reduction)
+                for q in within
+            )
+        ),
+        key=lambda p: p.weight_reduction,
+    )
+
+
+def bounding_points(
+    points: list[Point], tolerance: float, weight_target: float, activation_target: float
+) -> dict[str, Point | None]:
+    """The best weight reduction at >= ``activation_target`` activations and the best activation reduction
+    at >= ``weight_target`` weights, among points within ``tolerance``; None where no point qualifies."""
+    within = [p for p in points if p.loss <= tolerance + 1e-9]
+    by_weight = [p for p in within if p.activation_reduction >= activation_target]
+    by_activation = [p for p in within if p.weight_reduction >= weight_target]
+    return {
+        "best_weights": max(by_weight, key=lambda p: p.weight_reduction, default=None),
+        "best_activations": max(by_activation, key=lambda p: p.activation_reduction, default=None),
+    }
+
+
+def code_version() -> str:
+    """The commit measured, ``+changes`` when the working tree differs from it."""
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return f"{commit}+changes" if git("status", "--porcelain", "--untracked-files=no") else commit
+
+
+def plot(entry: dict[str, Any], path: Path) -> None:
+    """Weight against activation reduction of every point, those within the tolerance filled."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    tolerance = entry["tolerance"]
+    points = [Point(**p) for p in entry["points"]]
+    for within, style in ((True, {"marker": "o"}), (False, {"marker": "x", "alpha": 0.5})):
+        chosen = [p for p in points if (p.loss <= tolerance + 1e-9) == within]
+        label = f"test loss <= {tolerance:.2f} pp" if within else f"test loss > {tolerance:.2f} pp"
+        axes.scatter(
+            [p.weight_reduction for p in chosen],
+            [p.activation_reduction for p in chosen],
+            label=label,
+            **style,
+        )
+    front = pareto(points, tolerance)
+    axes.plot([p.weight_reduction for p in front], [p.activation_reduction for p in front], "-", lw=1)
+    axes.axvline(entry["weight_target"], ls="--", lw=0.8, color="grey")
+    axes.axhline(entry["activation_target"], ls="--", lw=0.8, color="grey")
+    axes.set_xlabel("weight memory reduction (x)")
+    axes.set_ylabel("activation memory reduction (x)")
+    axes.set_title(f"{entry['model']}: {entry['settings']}")
+    axes.legend()
+    save_png(figure, path)
+
+
+def describe(point: Point | None) -> str:
+    if point is None:
+        return "none within the tolerance"
+    ort = (
+        ""
+        if point.onnxruntime is None
+        else f", onnxruntime {point.onnxruntime:.2f} % ({point.identical:.2f} % identical)"
+    )
+    return (
+        f"{point.weight_reduction:.2f}x / {point.activation_reduction:.2f}x at {point.loss:.2f} pp "
+        f"(T_w {point.weight_threshold:.0f} dB, T_a {point.activation_threshold:.0f} dB{ort})"
+    )
+
+
+def markdown(record: dict[str, Any], command: str) -> str:
+    lines = [
+        "# Measured frontiers",
+        "",
+        "Regenerated by `" + command + "` (one model per run; see its docstring).",
+        "Each point: error-guided's widths at a weight threshold `T_w` and an activation threshold `T_a`",
+        "(dB of SQNR in the error analysis), measured on the whole test split by the integer model. Points",
+        "within the tolerance that no other beats in both reductions are the frontier (marked *).",
+        "",
+    ]
+    for key in sorted(record):
+        entry = record[key]
+        points = [Point(**p) for p in entry["points"]]
+        front = {(p.weight_threshold, p.activation_threshold) for p in pareto(points, entry["tolerance"])}
+        bounds = {name: (Point(**p) if p else None) for name, p in entry["bounds"].items()}
+        lines += [
+            f"## {entry['model']} ({entry['settings']})",
+            "",
+            f"FP32 {entry['fp32']:.2f} % on {entry['test_images']} test images; commit {entry['code']}, "
+            f"{entry['measured']}. Plot: `{entry['plot']}`.",
+            "",
+            f"- best weight reduction at >= {entry['activation_target']}x activations: "
+            + describe(bounds["best_weights"]),
+            f"- best activation reduction at >= {entry['weight_target']}x weights: "
+            + describe(bounds["best_activations"]),
+            "",
+            "| T_w dB | T_a dB | weights x | activations x | routing x | test % | loss pp | frontier |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for p in sorted(points, key=lambda p: (p.weight_threshold, p.activation_threshold)):
+            mark = "*" if (p.weight_threshold, p.activation_threshold) in front else ""
+            lines.append(
+                f"| {p.weight_threshold:.0f} | {p.activation_threshold:.0f} | {p.weight_reduction:.2f} | "
+                f"{p.activation_reduction:.2f} | {p.routing_reduction:.2f} | {p.accuracy:.2f} | "
+                f"{p.loss:.2f} | {mark} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_options(
+        parser,
+        (
+            "model",
+            "dataset",
+            "data_root",
+            "calibration_images",
+            "test_limit",
+            "clip",
+            "weight_rounding",
+            "analysis_cache",
+        ),
+        SearchConfig,
+    )
+    parser.add_argument("--weight-thresholds", type=thresholds_list, default="15,18,21,24,27")
+    parser.add_argument("--activation-thresholds", type=thresholds_list, default="18,21,24,27,30")
+    parser.add_argument("--tolerance", type=float, default=0.1, help="test loss, pp")
+    parser.add_argument("--weight-target", type=float, default=8.0)
+    parser.add_argument("--activation-target", type=float, default=4.5)
+    parser.add_argument("--markdown", default=None, help="keep the points in PATH.json and render PATH")
+    args = parser.parse_args()
+    config = config_from_args(SearchConfig, args)
+    warnings.simplefilter("ignore")
+    code = code_version()
+    inputs = load_inputs(config)
+    model, test = inputs.model, inputs.test
+    analysis = analyze(inputs, config, progress=True)
+    evaluator = AccuracyEvaluator(
+        model, inputs.calibration, test, settings=config.settings(), limit=config.test_limit
+    )
+    context = SearchContext(quantizable_layers(model), analysis, evaluator, args.tolerance)
+    fp32 = evaluator.fp32_accuracy
+    print(f"{config.model}: FP32 {fp32:.2f} % on {len(evaluator.labels)} test images; commit {code}")
+    print("| T_w dB | T_a dB | weights x | activations x | routing x | test % | loss pp |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    points, allocations = [], {}
+    for weight_db in args.weight_thresholds:
+        for activation_db in args.activation_thresholds:
+            allocation = point_allocation(context, weight_db, activation_db)
+            measured = evaluator.measure(allocation)
+            memory = memory_report(quantization_points(evaluator.quantized_model(allocation)), model)
+            point = Point(
+                weight_db,
+                activation_db,
+                memory.weight_reduction,
+                memory.activation_reduction,
+                memory.routing_reduction,
+                measured.accuracy,
+                fp32 - measured.accuracy,
+            )
+            points.append(point)
+            allocations[(weight_db, activation_db)] = allocation
+            print(
+                f"| {weight_db:.0f} | {activation_db:.0f} | {point.weight_reduction:.2f} | "
+                f"{point.activation_reduction:.2f} | {point.routing_reduction:.2f} | {point.accuracy:.2f} | "
+                f"{point.loss:.2f} |",
+                flush=True,
+            )
+    bounds = bounding_points(points, args.tolerance, args.weight_target, args.activation_target)
+    for point in {id(p): p for p in bounds.values() if p is not None}.values():
+        quantized = evaluator.quantize(allocations[(point.weight_threshold, point.activation_threshold)])
+        with tempfile.TemporaryDirectory() as folder:
+            _, agreement, _ = export_and_compare(
+                quantized, inputs.example, test, Path(folder) / "model.onnx", config.test_limit
+            )
+        # The torch integer model run plainly, against the native kernels' measurement of the same point.
+        if abs(agreement.reference_accuracy - point.accuracy) > 1e-9:
+            raise RuntimeError(
+                f"the fast evaluation measured {point.accuracy} %, torch {agreement.reference_accuracy} %"
+            )
+        point.onnxruntime, point.identical = agreement.candidate_accuracy, agreement.identical_outputs
+    for name, point in bounds.items():
+        print(f"{name}: {describe(point)}")
+    if args.markdown:
+        path = Path(args.markdown)
+        record_path = path.with_suffix(".json")
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        settings = f"clip {config.clip}, {config.weight_rounding} weight rounding"
+        stem = config.model.replace(":", "-").replace("/", "_")
+        plot_path = path.with_name(f"{path.stem}-{stem}-{config.clip}-{config.weight_rounding}.png")
+        entry = {
+            "model": config.model,
+            "settings": settings,
+            "fp32": fp32,
+            "test_images": len(evaluator.labels),
+            "tolerance": args.tolerance,
+            "weight_target": args.weight_target,
+            "activation_target": args.activation_target,
+            "code": code,
+            "measured": datetime.date.today().isoformat(),
+            "plot": plot_path.name,
+            "points": [dataclasses.asdict(p) for p in points],
+            "bounds": {name: (dataclasses.asdict(p) if p else None) for name, p in bounds.items()},
+        }
+        record[f"{config.model} {settings}"] = entry
+        plot(entry, plot_path)
+        write_text_atomically(record_path, json.dumps(record, indent=1) + "\n")
+        write_text_atomically(
+            path, markdown(record, "python benchmarks/frontier.py --model M --markdown " + args.markdown)
+        )
+        print(f"wrote {path}, {record_path} and {plot_path}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_reporting_user_errors(main, Path(__file__).name))
