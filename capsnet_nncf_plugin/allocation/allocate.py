@@ -69,13 +69,14 @@ def allocate(
     ``validation_data``: a labelled dataset the search measures accuracy on (its first ``validation_limit``
     images). ``method`` is a name from ``available_methods()``; ``weight_memory_budget`` (bits, as
     ``memory_report`` counts weights) is used by methods that fulfil a budget
-    (error-guided, Q-CapsNets); without it, ``weight_reduction`` sets it against the FP32 weights (default
-    8: at most 1/8 of them; ``None``: no budget). Pass a previous ``analysis`` to skip the error analysis.
-    ``criterion``: what "within tolerance" means, ``"accuracy"`` or ``"losses"`` (see evaluator.py).
+    (error-guided, Q-CapsNets); without it, ``weight_reduction`` sets it against the FP32 weights (8: at
+    most 1/8 of them; default ``None``: no budget). Pass a previous ``analysis`` to skip the error analysis.
+    ``criterion``: what "within tolerance" means, ``"losses"``, ``"accuracy"`` or ``"accuracy-margin"``
+    (see evaluator.py).
     ``settings``: the clipping rule, bias correction and weight rounding every candidate (and the error
-    analysis) is quantized with (default: MSE clipping, round-to-nearest); the result carries the settings
-    it was measured with (``allocation.settings``), so quantizing it repeats them. The defaults and the
-    measurements that chose them: ``allocation/defaults.py``.
+    analysis) is quantized with (default: ``hardware`` clipping, round-to-nearest); the result carries
+    the settings it was measured with (``allocation.settings``), so quantizing it repeats them. The
+    defaults and the measurements behind them: ``allocation/defaults.py``.
     ``info`` of the result records the search: accuracies, evaluations, memory reductions,
     ``analysis_seconds`` (the error analysis) and ``search_seconds`` (everything else).
     ``fast``: evaluate candidates with the native kernels and the prefix cache (``evaluator.py``); the same

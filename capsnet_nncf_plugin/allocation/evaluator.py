@@ -2,11 +2,16 @@
 
 What "accuracy holds" means is the search's ``criterion``:
 
-* ``"accuracy"`` (the default, see defaults.py): validation accuracy at most ``tolerance`` pp below FP32;
-* ``"losses"``: that, and at most ``tolerance`` percent of the validation images that FP32
-  classifies correctly are misclassified. Images the quantized model happens to get right where FP32 did
-  not earn no credit: a search that counts them drifts toward allocations that were lucky on the
-  validation split, and loses the difference on the test split.
+* ``"losses"`` (the default, see defaults.py): validation accuracy at most ``tolerance`` pp below FP32,
+  and at most ``tolerance`` percent of the validation images that FP32 classifies correctly are
+  misclassified. Images the quantized model happens to get right where FP32 did not earn no credit: a
+  search that counts them drifts toward allocations that were lucky on the validation split, and loses
+  the difference on the test split;
+* ``"accuracy"``: validation accuracy at most ``tolerance`` pp below FP32;
+* ``"accuracy-margin"``: validation accuracy at most half the tolerance below FP32. The other half is the
+  margin for the images the search never sees: a search that spends the whole tolerance on the
+  validation images spends it on their noise too (shallowcaps-mnist: an allocation 0.06 pp below FP32 on
+  all 5,000 validation images lost 0.18 pp on the test split).
 
 How a candidate is evaluated, fast and exactly (``fast=True``, the default; docs/allocation.md, "Search
 speed"): the integer model of the allocation (``SharedCalibration``: one calibration for every candidate)
@@ -56,7 +61,9 @@ PREFIX_CACHE_BYTES = 512 * 2**20
 #: The cuts may take this share of the cache per candidate, so that several candidates fit.
 CANDIDATES_PER_CACHE = 5
 
-CRITERIA = ("losses", "accuracy")
+CRITERIA = ("losses", "accuracy", "accuracy-margin")
+#: The share of the tolerance ``accuracy-margin`` lets the validation images spend.
+MARGIN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -332,10 +339,12 @@ class AccuracyEvaluator:
 
     def holds(self, allocation: BitAllocation, tolerance: float) -> bool:
         """Whether the allocation keeps accuracy within ``tolerance`` pp under the criterion (module doc)."""
+        if self.criterion == "accuracy-margin":
+            tolerance *= MARGIN_SHARE
         measured = self._measure(allocation, stop_beyond=tolerance)
         if not measured.complete:
             return False
         accuracy_holds = measured.accuracy >= self.fp32_accuracy - tolerance - 1e-9
-        if self.criterion == "accuracy":
+        if self.criterion != "losses":
             return accuracy_holds
         return accuracy_holds and measured.lost <= tolerance + 1e-9

@@ -78,8 +78,10 @@ OPTIONS: dict[str, Option] = {
             "--criterion",
             field="criterion",
             choices=CRITERIA,
-            help="'losses': also at most TOLERANCE %% of FP32-correct images lost (no credit for lucky "
-            "gains); 'accuracy': the accuracy difference alone",
+            help="'accuracy-margin': the accuracy difference within half of TOLERANCE on the validation "
+            "images, the other half kept for images the search does not see; 'accuracy': the difference "
+            "within TOLERANCE; 'losses': also at most TOLERANCE %% of FP32-correct images lost (no credit "
+            "for lucky gains)",
         ),
         _option("--clip", field="clip", choices=CLIP_MODES, help="activation clipping mode"),
         _option(
@@ -114,7 +116,7 @@ OPTIONS: dict[str, Option] = {
             type=positive_or_none,
             metavar="X|none",
             help="the weights budget as a reduction against FP32 (8: at most 1/8 of the FP32 weights; "
-            "none: no budget; --weight-memory-budget replaces it)",
+            "none: no budget)",
         ),
         _option(
             "--analysis-images",

@@ -75,7 +75,7 @@ class SearchConfig(JobConfig):
     weight_rounding: str = DEFAULT_SEARCH_SETTINGS.weight_rounding
     validation_limit: int | None = DEFAULT_VALIDATION_LIMIT
     weight_memory_budget: float | None = None  # MB of weights, for the methods that take a budget
-    # The budget as a reduction against the FP32 weights; a weight_memory_budget replaces the default one.
+    # The budget as a reduction against the FP32 weights (None: no budget, the default).
     weight_reduction: float | None = DEFAULT_WEIGHT_REDUCTION
     analysis_images: int = ANALYSIS_IMAGES
     analysis_bits: tuple[int, ...] = CANDIDATE_BITS

@@ -53,7 +53,7 @@ def search(
 
 def weight_budget_bits(inputs: JobInputs, config: SearchConfig) -> float | None:
     """The weights budget in bits: ``--weight-memory-budget`` MB, or the FP32 weights over
-    ``--weight-reduction`` (default 8); None without a budget (``--weight-reduction none``)."""
+    ``--weight-reduction``; None without a budget (the default)."""
     if config.weight_memory_budget is not None:
         return config.weight_memory_budget * BITS_PER_MB
     if config.weight_reduction is not None:

@@ -61,6 +61,33 @@ def test_a_lucky_gain_hides_a_loss_only_from_the_accuracy_criterion():
     assert by_losses.holds(allocation, tolerance=10.0)
 
 
+def test_accuracy_margin_lets_the_validation_images_spend_half_the_tolerance():
+    """10 images, one lost and one gained: 0 pp accuracy change. A quantized model losing 10 pp (one image)
+    holds a 20 pp tolerance under accuracy-margin (10 <= 20 / 2) but not 15 pp (10 > 7.5), while plain
+    accuracy accepts both."""
+    allocation = BitAllocation.uniform(["layer"])
+    fp32 = [i % CLASSES for i in range(10)]
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
+    dataset = ImageDataset(images, torch.tensor(fp32), name="synthetic", split="val", num_classes=CLASSES)
+    loses_one = list(fp32)
+    loses_one[1] = (fp32[1] + 1) % CLASSES
+
+    def judge(criterion: str) -> StubEvaluator:
+        return StubEvaluator(
+            Predicts(loses_one),
+            model=Predicts(fp32),
+            calibration_batches=[images.float()],
+            validation_data=dataset,
+            criterion=criterion,
+            share=False,
+        )
+
+    assert judge("accuracy-margin").holds(allocation, tolerance=20.0)
+    assert not judge("accuracy-margin").holds(allocation, tolerance=15.0)
+    assert judge("accuracy").holds(allocation, tolerance=15.0) and judge("accuracy").holds(allocation, 10.0)
+    assert not judge("accuracy-margin").holds(allocation, tolerance=10.0)
+
+
 def test_unknown_criterion():
     with pytest.raises(ValueError, match="criterion must be one of losses, accuracy"):
         evaluator("top5")

@@ -47,7 +47,7 @@ def test_allocation_benchmark_writes_resumes_and_extends_the_reproduction_table(
     assert cells[6:8] == ["4.00", "4.00"]
     assert cells[3] == cells[4]
     assert "Search criterion: `accuracy`" in table and "Published figures" in table
-    assert " --limit 100 --markdown" in table  # the regenerating command (criterion at its default)
+    assert "--criterion accuracy --limit 100 --markdown" in table  # the regenerating command
     stored = json.loads(record.read_text())
     assert stored["settings"]["tolerance"] == 100 and stored["settings"]["validation_limit"] == 100
     row = stored["models"][first]["methods"]["uniform-8"]
@@ -189,18 +189,17 @@ def test_runs_of_one_model_under_other_analysis_settings_keep_separate_caches():
         config = SearchConfig(**changes)
         return allocation_benchmark.analysis_cache_name("zoo:deepcaps-fmnist", config)
 
-    assert name() == "zoo-deepcaps-fmnist-calibration512-clip-mse-nearest.json"
-    variants = [name(), name(clip="hardware"), name(weight_rounding="gptq"), name(bias_correction=True)]
+    assert name() == "zoo-deepcaps-fmnist-calibration512-clip-hardware-nearest.json"
+    variants = [name(), name(clip="mse"), name(weight_rounding="gptq"), name(bias_correction=True)]
     variants.append(name(calibration_images=128))
     assert len(set(variants)) == len(variants)
 
 
 def test_a_weight_reduction_is_a_budget_in_bits_and_part_of_the_settings(tmp_path):
     inputs = JobInputs(torch.nn.Linear(10, 4), "mnist", None, None, [], {})  # 44 parameters
-    assert weight_budget_bits(inputs, SearchConfig()) == 44 * 32 / 8  # the default: 1/8 of FP32
-    assert weight_budget_bits(inputs, SearchConfig(weight_reduction=None)) is None
-    assert weight_budget_bits(inputs, SearchConfig(weight_reduction=4.0)) == 44 * 32 / 4
-    # A budget in MB replaces the default reduction; with another reduction it is a contradiction.
+    assert weight_budget_bits(inputs, SearchConfig()) is None  # the default: no budget
+    assert weight_budget_bits(inputs, SearchConfig(weight_reduction=8.0)) == 44 * 32 / 8
+    # A budget in MB, and both at once a contradiction.
     assert weight_budget_bits(inputs, SearchConfig(weight_memory_budget=1.0)) == 8e6
     with pytest.raises(ConfigError, match="both set the weights budget"):
         SearchConfig(weight_memory_budget=1.0, weight_reduction=4.0, out_dir=str(tmp_path)).check()

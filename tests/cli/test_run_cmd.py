@@ -88,7 +88,7 @@ def test_run_searches_an_allocation_first(checkpoint, tmp_path, capsys):
     arguments = ["run", "--model", str(checkpoint), "--limit", "20", "--calibration", "16"]
     arguments += ["--method", "error-guided", "--tolerance", "100", "--criterion", "accuracy"]
     assert main([*arguments, "--validation-limit", "20", "--out", str(out), "--no-progress"]) == 0
-    assert "error-guided, tolerance 100.0 pp (accuracy, clip `mse`" in capsys.readouterr().out
+    assert "error-guided, tolerance 100.0 pp (accuracy, clip `hardware`" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     allocation = json.loads((out / "allocation.json").read_text())
     assert summary["allocation"]["layers"] == allocation["layers"]
