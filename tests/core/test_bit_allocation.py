@@ -63,16 +63,17 @@ def test_a_directory_and_a_missing_file_are_named(tmp_path):
 
 def test_every_allocation_the_results_tables_keep_still_loads_with_its_settings():
     """Files written before ``settings`` existed kept them in ``info``; every row of docs/results*.json
-    still loads, its settings read from there."""
+    still loads, its settings read from where it keeps them."""
     loaded = 0
     for record in sorted(DOCS.glob("results*.json")):
         for entry in json.loads(record.read_text())["models"].values():
             for row in entry["methods"].values():
                 data = row["allocation"]
                 allocation = BitAllocation.from_dict(data)
-                info = data["info"]
+                # Rows written since carry them as "settings"; older ones in "info".
+                stored = data.get("settings") or data["info"]
                 assert allocation.settings == QuantizationSettings(
-                    info["clip"], info["bias_correction"], info.get("weight_rounding", "nearest")
+                    stored["clip"], stored["bias_correction"], stored.get("weight_rounding", "nearest")
                 )
                 assert "clip" not in allocation.info  # one source of truth: the typed settings
                 assert BitAllocation.from_dict(allocation.to_dict()) == allocation
