@@ -33,14 +33,11 @@ class StubEvaluator(AccuracyEvaluator):
         return self.quantized
 
 
-def evaluator(criterion: str) -> StubEvaluator:
-    fp32 = [i % CLASSES for i in range(10)]
-    labels = list(fp32)
-    labels[0] = (fp32[0] + 1) % CLASSES  # FP32 is wrong on image 0
-    quantized = list(fp32)
-    quantized[0] = labels[0]  # the quantized model is right there by luck ...
-    quantized[1] = (fp32[1] + 1) % CLASSES  # ... and loses image 1
-    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
+def stub(fp32: list[int], labels: list[int], quantized: list[int], criterion: str) -> StubEvaluator:
+    """An evaluator of image ``i`` classed ``fp32[i]`` by the float model and ``quantized[i]`` by every
+    allocation, labelled ``labels[i]``."""
+    count = len(labels)
+    images = torch.arange(count, dtype=torch.uint8).view(count, 1, 1, 1).expand(count, 1, 2, 2).contiguous()
     dataset = ImageDataset(images, torch.tensor(labels), name="synthetic", split="val", num_classes=CLASSES)
     return StubEvaluator(
         Predicts(quantized),
@@ -48,7 +45,18 @@ def evaluator(criterion: str) -> StubEvaluator:
         calibration_batches=[images.float()],
         validation_data=dataset,
         criterion=criterion,
+        share=False,
     )
+
+
+def evaluator(criterion: str) -> StubEvaluator:
+    fp32 = [i % CLASSES for i in range(10)]
+    labels = list(fp32)
+    labels[0] = (fp32[0] + 1) % CLASSES  # FP32 is wrong on image 0
+    quantized = list(fp32)
+    quantized[0] = labels[0]  # the quantized model is right there by luck ...
+    quantized[1] = (fp32[1] + 1) % CLASSES  # ... and loses image 1
+    return stub(fp32, labels, quantized, criterion)
 
 
 def test_a_lucky_gain_hides_a_loss_only_from_the_accuracy_criterion():
@@ -67,20 +75,11 @@ def test_accuracy_margin_lets_the_validation_images_spend_half_the_tolerance():
     accuracy accepts both."""
     allocation = BitAllocation.uniform(["layer"])
     fp32 = [i % CLASSES for i in range(10)]
-    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
-    dataset = ImageDataset(images, torch.tensor(fp32), name="synthetic", split="val", num_classes=CLASSES)
     loses_one = list(fp32)
     loses_one[1] = (fp32[1] + 1) % CLASSES
 
     def judge(criterion: str) -> StubEvaluator:
-        return StubEvaluator(
-            Predicts(loses_one),
-            model=Predicts(fp32),
-            calibration_batches=[images.float()],
-            validation_data=dataset,
-            criterion=criterion,
-            share=False,
-        )
+        return stub(fp32, fp32, loses_one, criterion)
 
     assert judge("accuracy-margin").holds(allocation, tolerance=20.0)
     assert not judge("accuracy-margin").holds(allocation, tolerance=15.0)
