@@ -27,11 +27,13 @@ import argparse
 import dataclasses
 import datetime
 import json
-import subprocess
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+
+from allocation import code_version
+from routing_thresholds import thresholds_list
 
 from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator
 from capsnet_nncf_plugin.allocation.layers import quantizable_layers
@@ -49,18 +51,6 @@ from capsnet_nncf_plugin.errors import run_reporting_user_errors
 from capsnet_nncf_plugin.figures import pyplot, save_png
 from capsnet_nncf_plugin.job import SearchConfig, analyze, export_and_compare, load_inputs
 from capsnet_nncf_plugin.quantized import quantization_points
-
-
-def thresholds_list(text: str) -> list[float]:
-    """A comma-separated list of dB values."""
-    try:
-        values = [float(value) for value in text.split(",")]
-    except ValueError:
-        values = []
-    if not values:
-        message = f"{text!r} is not a comma-separated list of dB values, e.g. 15,21,27"
-        raise argparse.ArgumentTypeError(message)
-    return values
 
 
 @dataclasses.dataclass
@@ -115,16 +105,6 @@ def bounding_points(
         "best_weights": max(by_weight, key=lambda p: p.weight_reduction, default=None),
         "best_activations": max(by_activation, key=lambda p: p.activation_reduction, default=None),
     }
-
-
-def code_version() -> str:
-    """The commit measured, ``+changes`` when the working tree differs from it."""
-
-    def git(*arguments: str) -> str:
-        return subprocess.run(["git", *arguments], capture_output=True, text=True).stdout.strip()
-
-    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    return f"{commit}+changes" if git("status", "--porcelain", "--untracked-files=no") else commit
 
 
 def plot(entry: dict[str, Any], path: Path) -> None:
@@ -234,7 +214,7 @@ def main() -> None:
     args = parser.parse_args()
     config = config_from_args(SearchConfig, args)
     warnings.simplefilter("ignore")
-    code = code_version()
+    code = code_version() or "unknown"
     inputs = load_inputs(config)
     model, test = inputs.model, inputs.test
     analysis = analyze(inputs, config, progress=True)

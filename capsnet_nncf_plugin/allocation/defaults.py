@@ -23,10 +23,13 @@ activation for weight reduction. docs/allocation.md, "Defaults", has the command
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from capsnet_nncf_plugin.allocation.memory import FLOAT_BITS
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
+from capsnet_nncf_plugin.errors import ConfigError
 
 #: The weights budget, as a reduction against the FP32 weights (8: at most 1/8 of them); None: no budget.
 DEFAULT_WEIGHT_REDUCTION: float | None = None
@@ -41,3 +44,19 @@ def weight_budget_for_reduction(model: torch.nn.Module, reduction: float) -> flo
     if not reduction > 0:
         raise ValueError(f"a weight reduction must be > 0, got {reduction}")
     return sum(p.numel() for p in model.parameters()) * FLOAT_BITS / reduction
+
+
+def check_weight_reduction(reduction: object, name: str) -> None:
+    """``reduction`` is None (no budget) or a finite number > 0, else a ``ConfigError`` naming ``name``
+    (the option or configuration key it came from)."""
+    if reduction is None:
+        return
+    if (
+        isinstance(reduction, bool)
+        or not isinstance(reduction, int | float)
+        or not (math.isfinite(reduction) and reduction > 0)
+    ):
+        raise ConfigError(
+            f"{name} must be a finite number > 0 (8: at most 1/8 of the FP32 weights), or none (null in a "
+            f"configuration file) for no weights budget, got {reduction!r}"
+        )

@@ -17,6 +17,7 @@ from capsnet_nncf_plugin.allocation.defaults import (
     DEFAULT_CRITERION,
     DEFAULT_SEARCH_SETTINGS,
     DEFAULT_WEIGHT_REDUCTION,
+    check_weight_reduction,
 )
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.allocation.methods import get_method
@@ -108,13 +109,12 @@ class SearchConfig(JobConfig):
             _check_count(name, getattr(self, name))
         for bits in self.analysis_bits:
             check_bits(bits, "analysis_bits")
-        for name in ("weight_memory_budget", "weight_reduction"):
-            budget = getattr(self, name)
-            valid = isinstance(budget, int | float) and not isinstance(budget, bool) and math.isfinite(budget)
-            if budget is not None and not (valid and budget > 0):
-                raise ConfigError(f"{name} must be a number > 0, got {budget!r}")
-        explicit_reduction = self.weight_reduction not in (None, DEFAULT_WEIGHT_REDUCTION)
-        if self.weight_memory_budget is not None and explicit_reduction:
+        budget = self.weight_memory_budget
+        valid = isinstance(budget, int | float) and not isinstance(budget, bool) and math.isfinite(budget)
+        if budget is not None and not (valid and budget > 0):
+            raise ConfigError(f"weight_memory_budget must be a number > 0, got {budget!r}")
+        check_weight_reduction(self.weight_reduction, "weight_reduction")
+        if self.weight_memory_budget is not None and self.weight_reduction is not None:
             raise ConfigError(
                 "--weight-memory-budget and --weight-reduction both set the weights budget: give one"
             )

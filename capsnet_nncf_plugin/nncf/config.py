@@ -31,7 +31,11 @@ from typing import Any
 import nncf
 from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
-from capsnet_nncf_plugin.allocation.defaults import DEFAULT_CRITERION, DEFAULT_WEIGHT_REDUCTION
+from capsnet_nncf_plugin.allocation.defaults import (
+    DEFAULT_CRITERION,
+    DEFAULT_WEIGHT_REDUCTION,
+    check_weight_reduction,
+)
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.core.clipping import check_clip_mode
 from capsnet_nncf_plugin.core.integer_format import check_bits
@@ -133,16 +137,7 @@ class CapsnetSection:
             raise ConfigError(
                 f"capsnet.tolerance must be a finite number of percentage points, got {_show(self.tolerance)}"
             )
-        reduction = self.weight_reduction
-        if reduction is not None and (
-            isinstance(reduction, bool)
-            or not isinstance(reduction, (int, float))
-            or not (math.isfinite(reduction) and reduction > 0)
-        ):
-            raise ConfigError(
-                "capsnet.weight_reduction must be a finite number > 0 (8: at most 1/8 of the FP32 weights) "
-                f"or null for no weights budget, got {_show(reduction)}"
-            )
+        check_weight_reduction(self.weight_reduction, "capsnet.weight_reduction")
         if not 0 <= self.tolerance <= MAX_TOLERANCE:
             raise ConfigError(
                 f"capsnet.tolerance must be >= 0 and <= {MAX_TOLERANCE:g} percentage points, got "
