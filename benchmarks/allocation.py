@@ -159,9 +159,16 @@ class Record:
     """The rows measured so far under one set of settings, kept as JSON beside the Markdown table."""
 
     def __init__(
-        self, table: Path, settings: dict[str, Any], fresh: bool, command: str, code: str | None = None
+        self,
+        table: Path,
+        settings: dict[str, Any],
+        fresh: bool,
+        command: str,
+        code: str | None = None,
+        unrecorded: bool = False,
     ) -> None:
         self.table, self.command, self.fresh, self.code = table, command, fresh, code
+        self.unrecorded = unrecorded
         self.path = path = table.with_suffix(".json")
         # What this run measured: a --fresh run re-measures the rest even after reading them back.
         self.measured: set[tuple[str, str]] = set()
@@ -187,6 +194,9 @@ class Record:
         if self.fresh:
             return [method for method in methods if (reference, method) not in self.measured]
         recorded = self.data["models"].get(reference, {}).get("methods", {})
+        if self.unrecorded:
+            # A row whose code is not recorded cannot be reproduced: measure it again.
+            recorded = {method: row for method, row in recorded.items() if row.get("code")}
         return [method for method in methods if method not in recorded]
 
     def _read_back_rows_of_other_runs(self) -> None:
@@ -366,6 +376,12 @@ def main() -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="re-measure rows the --markdown record has")
     parser.add_argument(
+        "--unrecorded",
+        action="store_true",
+        help="also re-measure the rows of the --markdown record that do not name the commit that measured "
+        "them",
+    )
+    parser.add_argument(
         "--analysis-cache",
         default=None,
         help="folder keeping each model's error-analysis entries, read back by the next run of the same "
@@ -388,7 +404,9 @@ def main() -> None:
         defaults = {key: parser.get_default(option) for key, option in SETTINGS.items()}
         command = regenerating_command(settings, defaults, args.markdown)
         try:
-            record = Record(Path(args.markdown), settings, args.fresh, command, code_version())
+            record = Record(
+                Path(args.markdown), settings, args.fresh, command, code_version(), args.unrecorded
+            )
         except ValueError as error:
             parser.error(str(error))
     for reference in references:

@@ -184,6 +184,23 @@ def test_a_run_that_measures_nothing_renders_the_table_from_its_record(tmp_path)
     assert not (tmp_path / "other.md").exists()
 
 
+def test_unrecorded_remeasures_only_the_rows_that_do_not_name_their_commit(tmp_path):
+    settings = {"tolerance": 0.1, "criterion": "losses", "bias_correction": False}
+    table = tmp_path / "results.md"
+    row = {"weight_reduction": 7.0, "activation_reduction": 4.0, "search_seconds": 1.0, "evaluations": 2}
+    record = allocation_benchmark.Record(table, settings, fresh=False, command="regenerate", code="abcd")
+    for method in ("error-guided", "uniform-8"):
+        record.add("zoo:a", 99.0, method, {**row, "torch": 98.9, "onnxruntime": 98.9})
+    stored = json.loads(record.path.read_text())
+    del stored["models"]["zoo:a"]["methods"]["uniform-8"]["code"]  # as the rows of 2026-12-02
+    record.path.write_text(json.dumps(stored))
+    methods = ["error-guided", "uniform-8", "qcapsnets"]
+    plain = allocation_benchmark.Record(table, settings, fresh=False, command="regenerate")
+    assert plain.missing("zoo:a", methods) == ["qcapsnets"]
+    unrecorded = allocation_benchmark.Record(table, settings, False, "regenerate", unrecorded=True)
+    assert unrecorded.missing("zoo:a", methods) == ["uniform-8", "qcapsnets"]
+
+
 def test_runs_of_one_model_under_other_analysis_settings_keep_separate_caches():
     def name(**changes):
         config = SearchConfig(**changes)
