@@ -19,6 +19,10 @@ run in onnxruntime as well.
 With ``--markdown PATH`` the points are kept in ``PATH`` with the suffix ``.json`` (one entry per model and
 settings, replaced when measured again), the Markdown is rendered from it, and each model's plot is written
 beside it as ``PATH-stem-MODEL.png``. Every entry records the commit that measured it.
+
+A point whose test loss surely exceeds ``--stop-beyond`` pp (1.0 by default) stops early, the images running
+smallest FP32 margin first, so that the failing corner of a grid costs a few batches per point rather than
+the whole test split; such a point is shown as "stopped".
 """
 
 from __future__ import annotations
@@ -60,10 +64,14 @@ class Point:
     weight_reduction: float
     activation_reduction: float
     routing_reduction: float
-    accuracy: float
-    loss: float
+    accuracy: float | None  # None when stopped early
+    loss: float | None  # test pp; None when stopped early: then it surely exceeds ``stopped_beyond``
     onnxruntime: float | None = None  # measured for the bounding points only
     identical: float | None = None  # percent of outputs onnxruntime = torch bit for bit
+    stopped_beyond: float | None = None
+
+    def within(self, tolerance: float) -> bool:
+        return self.loss is not None and self.loss <= tolerance + 1e-9
 
 
 def point_allocation(context: SearchContext, weight_db: float, activation_db: float) -> BitAllocation:
@@ -76,7 +84,7 @@ def point_allocation(context: SearchContext, weight_db: float, activation_db: fl
 
 def pareto(points: list[Point], tolerance: float) -> list[Point]:
     """The points within ``tolerance`` that no other such point beats in both reductions."""
-    within = [p for p in points if p.loss <= tolerance + 1e-9]
+    within = [p for p in points if p.within(tolerance)]
     return sorted(
         (
             p
@@ -98,7 +106,7 @@ def bounding_points(
 ) -> dict[str, Point | None]:
     """The best weight reduction at >= ``activation_target`` activations and the best activation reduction
     at >= ``weight_target`` weights, among points within ``tolerance``; None where no point qualifies."""
-    within = [p for p in points if p.loss <= tolerance + 1e-9]
+    within = [p for p in points if p.within(tolerance)]
     by_weight = [p for p in within if p.activation_reduction >= activation_target]
     by_activation = [p for p in within if p.weight_reduction >= weight_target]
     return {
@@ -114,7 +122,7 @@ def plot(entry: dict[str, Any], path: Path) -> None:
     tolerance = entry["tolerance"]
     points = [Point(**p) for p in entry["points"]]
     for within, style in ((True, {"marker": "o"}), (False, {"marker": "x", "alpha": 0.5})):
-        chosen = [p for p in points if (p.loss <= tolerance + 1e-9) == within]
+        chosen = [p for p in points if p.within(tolerance) == within]
         label = f"test loss <= {tolerance:.2f} pp" if within else f"test loss > {tolerance:.2f} pp"
         axes.scatter(
             [p.weight_reduction for p in chosen],
@@ -131,6 +139,15 @@ def plot(entry: dict[str, Any], path: Path) -> None:
     axes.set_title(f"{entry['model']}: {entry['settings']}")
     axes.legend()
     save_png(figure, path)
+
+
+def table_row(p: Point) -> str:
+    """``p``'s row of the table: thresholds, reductions, test accuracy and loss ("stopped" if stopped)."""
+    measured = f"stopped | > {p.stopped_beyond:.2f}" if p.loss is None else f"{p.accuracy:.2f} | {p.loss:.2f}"
+    return (
+        f"| {p.weight_threshold:.0f} | {p.activation_threshold:.0f} | {p.weight_reduction:.2f} | "
+        f"{p.activation_reduction:.2f} | {p.routing_reduction:.2f} | {measured} |"
+    )
 
 
 def describe(point: Point | None) -> str:
@@ -178,11 +195,7 @@ def markdown(record: dict[str, Any], command: str) -> str:
         ]
         for p in sorted(points, key=lambda p: (p.weight_threshold, p.activation_threshold)):
             mark = "*" if (p.weight_threshold, p.activation_threshold) in front else ""
-            lines.append(
-                f"| {p.weight_threshold:.0f} | {p.activation_threshold:.0f} | {p.weight_reduction:.2f} | "
-                f"{p.activation_reduction:.2f} | {p.routing_reduction:.2f} | {p.accuracy:.2f} | "
-                f"{p.loss:.2f} | {mark} |"
-            )
+            lines.append(f"{table_row(p)} {mark} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -208,6 +221,13 @@ def main() -> None:
     parser.add_argument("--weight-thresholds", type=thresholds_list, default="15,18,21,24,27")
     parser.add_argument("--activation-thresholds", type=thresholds_list, default="18,21,24,27,30")
     parser.add_argument("--tolerance", type=float, default=0.1, help="test loss, pp")
+    parser.add_argument(
+        "--stop-beyond",
+        type=float,
+        default=1.0,
+        help="test loss (pp) beyond which a point stops early (its images run smallest FP32 margin first), "
+        "shown as '> STOP_BEYOND'; 'inf' measures every point on every image",
+    )
     parser.add_argument("--weight-target", type=float, default=8.0)
     parser.add_argument("--activation-target", type=float, default=4.5)
     parser.add_argument("--markdown", default=None, help="keep the points in PATH.json and render PATH")
@@ -218,9 +238,16 @@ def main() -> None:
     inputs = load_inputs(config)
     model, test = inputs.model, inputs.test
     analysis = analyze(inputs, config, progress=True)
+    # The accuracy criterion: a point stops early only once its test accuracy surely drops too far.
     evaluator = AccuracyEvaluator(
-        model, inputs.calibration, test, settings=config.settings(), limit=config.test_limit
+        model,
+        inputs.calibration,
+        test,
+        settings=config.settings(),
+        limit=config.test_limit,
+        criterion="accuracy",
     )
+    stop_beyond = None if args.stop_beyond == float("inf") else max(args.stop_beyond, args.tolerance)
     context = SearchContext(quantizable_layers(model), analysis, evaluator, args.tolerance)
     fp32 = evaluator.fp32_accuracy
     print(f"{config.model}: FP32 {fp32:.2f} % on {len(evaluator.labels)} test images; commit {code}")
@@ -230,7 +257,7 @@ def main() -> None:
     for weight_db in args.weight_thresholds:
         for activation_db in args.activation_thresholds:
             allocation = point_allocation(context, weight_db, activation_db)
-            measured = evaluator.measure(allocation)
+            measured = evaluator.measure(allocation, stop_beyond)
             memory = memory_report(quantization_points(evaluator.quantized_model(allocation)), model)
             point = Point(
                 weight_db,
@@ -238,17 +265,13 @@ def main() -> None:
                 memory.weight_reduction,
                 memory.activation_reduction,
                 memory.routing_reduction,
-                measured.accuracy,
-                fp32 - measured.accuracy,
+                measured.accuracy if measured.complete else None,
+                fp32 - measured.accuracy if measured.complete else None,
+                stopped_beyond=None if measured.complete else stop_beyond,
             )
             points.append(point)
             allocations[(weight_db, activation_db)] = allocation
-            print(
-                f"| {weight_db:.0f} | {activation_db:.0f} | {point.weight_reduction:.2f} | "
-                f"{point.activation_reduction:.2f} | {point.routing_reduction:.2f} | {point.accuracy:.2f} | "
-                f"{point.loss:.2f} |",
-                flush=True,
-            )
+            print(table_row(point), flush=True)
     bounds = bounding_points(points, args.tolerance, args.weight_target, args.activation_target)
     for point in {id(p): p for p in bounds.values() if p is not None}.values():
         quantized = evaluator.quantize(allocations[(point.weight_threshold, point.activation_threshold)])

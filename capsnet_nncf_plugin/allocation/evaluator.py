@@ -251,9 +251,10 @@ class AccuracyEvaluator:
             self._latest = (key, self.quantize(allocation))
         return self._latest[1]
 
-    def measure(self, allocation: BitAllocation) -> Measurement:
-        """Accuracy and losses of ``allocation`` on every validation image."""
-        return self._measure(allocation, stop_beyond=None)
+    def measure(self, allocation: BitAllocation, stop_beyond: float | None = None) -> Measurement:
+        """Accuracy and losses of ``allocation`` on every validation image; with ``stop_beyond`` (pp), only
+        until the allocation surely fails the criterion at that tolerance (then not ``complete``)."""
+        return self._measure(allocation, stop_beyond)
 
     def _cached(self, key: tuple) -> Measurement | None:
         """This search's measurement of ``key``, or one an evaluator sharing the state made (same criterion:

@@ -114,3 +114,19 @@ def test_a_failing_allocation_stops_after_the_batches_that_settle_it():
     assert evaluation.holds(allocation, tolerance=10.0)
     assert evaluation.measure(allocation) == Measurement(accuracy=90.0, lost=10.0, images=40)
     assert evaluation.evaluations == 1
+
+
+def test_measure_with_stop_beyond_stops_once_the_accuracy_surely_drops_that_far():
+    """10 images, the quantized model wrong on the first three (FP32 right on all): 30 pp lost. Measured
+    to 15 pp it stops after the first batch of two (2 wrong > the 1.5 allowed); to 40 pp it runs every
+    image."""
+    fp32 = [i % CLASSES for i in range(10)]
+    quantized = [(c + 1) % CLASSES if i < 3 else c for i, c in enumerate(fp32)]
+    evaluation = stub(fp32, fp32, quantized, "accuracy")
+    evaluation.batch_size = 2
+    allocation = BitAllocation.uniform(["layer"])
+    stopped = evaluation.measure(allocation, stop_beyond=15.0)
+    assert (stopped.complete, stopped.images) == (False, 2)
+    assert evaluation.measure(allocation, stop_beyond=40.0) == Measurement(
+        accuracy=70.0, lost=30.0, images=10
+    )

@@ -1,7 +1,6 @@
 """benchmarks/allocation.py end to end on a small budget: it runs, prints its table, writes the Markdown
 and the JSON record behind it, resumes from that record and refuses to mix settings."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -10,15 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import load_benchmark
 
 from capsnet_nncf_plugin.errors import ConfigError
 from capsnet_nncf_plugin.job import JobInputs, SearchConfig
 from capsnet_nncf_plugin.job.search import weight_budget_bits
 
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("allocation_benchmark", ROOT / "benchmarks" / "allocation.py")
-allocation_benchmark = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(allocation_benchmark)
+allocation_benchmark = load_benchmark("allocation.py")
 SMALL_BUDGET = ["--method", "uniform-8", "--tolerance", "100", "--calibration", "128"]
 SMALL_BUDGET += ["--criterion", "accuracy", "--validation-limit", "100", "--limit", "100"]
 

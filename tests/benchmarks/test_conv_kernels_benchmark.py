@@ -1,16 +1,9 @@
 """benchmarks/conv_kernels.py: every variant computes the same convolution, and the table shows them all."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
+from benchmark_scripts import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("conv_kernels", ROOT / "benchmarks" / "conv_kernels.py")
-conv_kernels = importlib.util.module_from_spec(spec)
-sys.modules["conv_kernels"] = conv_kernels  # dataclasses look their module up there
-spec.loader.exec_module(conv_kernels)
+conv_kernels = load_benchmark("conv_kernels.py")
 
 
 def test_every_variant_computes_the_same_convolution():

@@ -1,24 +1,18 @@
 """benchmarks/search_speed.py times `capsq quantize` end to end and renders the before/after table; and
 benchmarks/allocation.py keeps the search cost of a row it re-measures with other code as `before`."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from benchmark_scripts import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load(script: str):
-    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), ROOT / "benchmarks" / script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-search_speed = load("search_speed.py")
-allocation_benchmark = load("allocation.py")
+search_speed = load_benchmark("search_speed.py")
+allocation_benchmark = load_benchmark("allocation.py")
 #: A budget that keeps `capsq quantize` on an untrained ShallowCaps to seconds.
 SMALL = ["--tolerance", "100", "--calibration", "128", "--validation-limit", "100", "--limit", "100"]
 SMALL += ["--analysis-images", "16", "--analysis-bits", "4", "8"]
