@@ -30,6 +30,7 @@ from capsnet_nncf_plugin.core.integer_format import quant_range
 from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
 from capsnet_nncf_plugin.nn import VoteTransform
 from capsnet_nncf_plugin.quantized.carrier import values_and_exponent
+from capsnet_nncf_plugin.quantized.int8_conv import Int8Conv2d
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 #: Integers below this magnitude, and sums of them that stay below it, are exact in float32.
@@ -197,6 +198,9 @@ class IntegerWeightLayer(nn.Module):
         self.layer.register_parameter("bias", None)
         # Every output element sums over all but the output-channel axis of its channel's weights.
         self.bound = AccumulatorBound(self.weights.codes.to(torch.int64).abs().flatten(1).sum(dim=1))
+        # The int8 kernel of these codes (False: it does not apply), built at the first call and again when
+        # the codes change (load_state_dict copies into them).
+        self._int8: tuple[tuple[int, int], Int8Conv2d | bool] | None = None
 
     def accumulator_exponents(self, input_exponent: int) -> torch.Tensor:
         """Exponent of each output channel's accumulator: e_in + e_w[c]."""
@@ -219,6 +223,19 @@ class IntegerWeightLayer(nn.Module):
             return nn.functional.linear(values, weights, bias)
         return self.layer._conv_forward(values, weights, bias)
 
+    def _int8_values(self, tensor: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | None:
+        """The layer's output on the int8 kernel; None where that does not apply."""
+        codes = self.weights.codes
+        version = (codes.data_ptr(), codes._version)
+        if self._int8 is None or self._int8[0] != version:
+            kernel: Int8Conv2d | bool = False
+            if Int8Conv2d.applies(self.layer, codes):
+                scales = torch.pow(2.0, self.weights.channel_exponents(codes.shape[0]).double())
+                kernel = Int8Conv2d(self.layer, codes, scales)
+            self._int8 = (version, kernel)
+        kernel = self._int8[1]
+        return kernel(tensor, bias) if kernel else None
+
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
         values, exponent = values_and_exponent(tensor)
         if exponent is None:  # float values: no grid, nothing to keep exact
@@ -228,7 +245,12 @@ class IntegerWeightLayer(nn.Module):
             codes, bias = self._grid_bias(exponent)
         plan = self.bound.plan(tensor, codes)
         if plan[0] == FLOAT32:
-            return self._linear(values, self.weights.values, None if bias is None else bias.float())
+            bias = None if bias is None else bias.float()
+            # The int8 kernel's exact sums on the same grid are the float32 path's values (int8_conv.py).
+            result = self._int8_values(tensor, bias)
+            if result is not None:
+                return result
+            return self._linear(values, self.weights.values, bias)
         sums = exact_sums(self._linear, tensor, self.weights.values, plan)
         if bias is None or isinstance(self.layer, nn.Linear):  # a linear layer's channels are the last axis
             return sums if bias is None else sums + bias

@@ -4,6 +4,7 @@ float64; each path checked bit for bit against int64 arithmetic. And the two-pas
 
 import pytest
 import torch
+from integer_codes import carrier_of, exact_values, int64_conv, layer_with_codes, random_codes
 from torch import nn
 
 from capsnet_nncf_plugin.core.integer_format import quant_range
@@ -11,58 +12,7 @@ from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
 from capsnet_nncf_plugin.nn import VoteTransform
 from capsnet_nncf_plugin.quantized.carrier import to_carrier
 from capsnet_nncf_plugin.quantized.modules import fast_carrier
-from capsnet_nncf_plugin.quantized.weights import (
-    FLOAT32,
-    FLOAT64,
-    SPLIT,
-    IntegerVoteTransform,
-    integer_weight_layer,
-)
-
-
-def random_codes(shape, bits, signed, generator):
-    low, high = quant_range(bits, signed)
-    return torch.randint(low, high + 1, shape, generator=generator)
-
-
-def carrier_of(codes: torch.Tensor, bits: int, signed: bool, exponent: int) -> torch.Tensor:
-    """A module input carrying ``codes`` (integers) in the format (bits, signed, 2^exponent)."""
-    quantizer = PowerOfTwoQuantizer(bits, signed, exponent)
-    return to_carrier(quantizer, codes.double().mul(2.0**exponent).float())
-
-
-def layer_with_codes(layer: nn.Module, codes: torch.Tensor, bits: int, exponents) -> nn.Module:
-    """``layer`` in its integer-weight form with the given codes, per-output-channel exponents."""
-    quantizer = PowerOfTwoQuantizer(bits, True, tuple(exponents), axis=0)
-    with torch.no_grad():
-        layer.weight.copy_(
-            codes.double()
-            .mul(
-                torch.pow(2.0, torch.tensor(exponents, dtype=torch.float64)).view(
-                    (-1,) + (1,) * (codes.dim() - 1)
-                )
-            )
-            .float()
-        )
-    return integer_weight_layer(layer, quantizer, "weight", codes.to(torch.int16))
-
-
-def int64_conv(input_codes, weight_codes, bias_codes, stride, padding):
-    """The accumulator of a 2D convolution in int64 (im2col and an integer matrix product)."""
-    batch, _, height, _ = input_codes.shape
-    out_channels, _, kernel_h, kernel_w = weight_codes.shape
-    columns = nn.functional.unfold(input_codes.double(), (kernel_h, kernel_w), padding=padding, stride=stride)
-    columns = columns.round().to(torch.int64)  # unfold on doubles moves integers below 2^53 exactly
-    sums = torch.einsum("ok,nkl->nol", weight_codes.flatten(1).to(torch.int64), columns)
-    out_h = (height + 2 * padding - kernel_h) // stride + 1
-    sums = sums.view(batch, out_channels, out_h, -1)
-    return sums if bias_codes is None else sums + bias_codes.to(torch.int64).view(1, -1, 1, 1)
-
-
-def exact_values(sums: torch.Tensor, exponents: torch.Tensor) -> torch.Tensor:
-    """int64 accumulators times 2^(e_in + e_w[c]) along axis 1, as float64 (exact: |sums| < 2^53)."""
-    assert sums.abs().max() < 2**53
-    return sums.double() * torch.pow(2.0, exponents.double()).view((1, -1) + (1,) * (sums.dim() - 2))
+from capsnet_nncf_plugin.quantized.weights import FLOAT32, FLOAT64, SPLIT, IntegerVoteTransform
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,122 @@
+"""The int8 convolution gives the float32 path's values bit for bit, and runs only where it is exact."""
+
+import pytest
+import torch
+from integer_codes import carrier_of, exact_values, int64_conv, layer_with_codes, random_codes
+from torch import nn
+
+from capsnet_nncf_plugin.quantized import int8_conv
+from capsnet_nncf_plugin.quantized.weights import FLOAT32
+
+LIMIT = int8_conv.weight_code_limit()
+needs_int8 = pytest.mark.skipif(LIMIT == 0, reason="oneDNN's int8 convolution is not exact on this CPU")
+
+
+@pytest.fixture
+def float32_only(monkeypatch):
+    """Every convolution on the float32 path, as with CAPSQ_INT8_CONV=0."""
+    monkeypatch.setenv(int8_conv.INT8_CONV_ENV, "0")
+    int8_conv.weight_code_limit.cache_clear()
+    yield
+    int8_conv.weight_code_limit.cache_clear()
+
+
+@needs_int8
+@pytest.mark.parametrize(
+    ("signed", "stride", "padding", "groups", "in_channels"),
+    [
+        (False, 1, 1, 1, 16),
+        (True, 2, 1, 1, 16),
+        (True, 1, 0, 1, 3),
+        (False, 2, 2, 4, 16),
+        (True, 1, 1, 1, 128),
+    ],
+)
+def test_int8_sums_are_the_exact_sums(signed, stride, padding, groups, in_channels):
+    generator = torch.Generator().manual_seed(stride * 100 + in_channels + groups)
+    conv = nn.Conv2d(in_channels, 8, 3, stride=stride, padding=padding, groups=groups)
+    weight_bits = 8 if LIMIT == 128 else 7
+    weight_codes = random_codes(conv.weight.shape, weight_bits, True, generator)
+    weight_codes[0].fill_(-LIMIT)  # the extreme code, on every input position of one channel
+    exponents = [-9, -8, -10, -7, -9, -6, -8, -9]
+    layer = layer_with_codes(conv, weight_codes, weight_bits, exponents)
+    input_codes = random_codes((2, in_channels, 9, 9), 8, signed, generator)
+    input_codes[0].fill_(-128 if signed else 255)  # the extreme input code on a whole image
+
+    result = layer(carrier_of(input_codes, 8, signed, -3))
+
+    assert layer.bound.calls[FLOAT32] == 1 and layer._int8[1]  # the int8 kernel ran
+    exponent_sums = layer.accumulator_exponents(-3)
+    bias = torch.round(conv.bias.double() * torch.pow(2.0, -exponent_sums.double())).to(torch.int64)
+    expected = exact_values(
+        int64_conv(input_codes, weight_codes, bias, stride, padding, groups), exponent_sums
+    )
+    assert result.dtype == torch.float32
+    assert torch.equal(result.double(), expected)
+
+
+@needs_int8
+def test_the_int8_path_and_the_float32_path_agree_bit_for_bit(monkeypatch):
+    generator = torch.Generator().manual_seed(7)
+    conv = nn.Conv2d(32, 16, 3, padding=1)
+    weight_codes = random_codes(conv.weight.shape, 6, True, generator)
+    layer = layer_with_codes(conv, weight_codes, 6, [-8] * 16)
+    tensor = carrier_of(random_codes((4, 32, 14, 14), 8, False, generator), 8, False, -4)
+    fast = layer(tensor)
+    monkeypatch.setenv(int8_conv.INT8_CONV_ENV, "0")
+    int8_conv.weight_code_limit.cache_clear()
+    try:
+        plain = layer_with_codes(conv, weight_codes, 6, [-8] * 16)(tensor)
+    finally:
+        int8_conv.weight_code_limit.cache_clear()
+    assert torch.equal(fast, plain)
+
+
+def test_weights_beyond_the_limit_and_wider_inputs_stay_on_float32():
+    generator = torch.Generator().manual_seed(3)
+    conv = nn.Conv2d(4, 2, 3, padding=1)
+    codes = random_codes(conv.weight.shape, 9, True, generator)  # beyond int8
+    codes[0, 0, 0, 0] = 255
+    layer = layer_with_codes(conv, codes, 9, [-9, -9])
+    layer(carrier_of(random_codes((1, 4, 6, 6), 8, False, generator), 8, False, -3))
+    assert layer._int8[1] is False
+    narrow = layer_with_codes(conv, random_codes(conv.weight.shape, 4, True, generator), 4, [-9, -9])
+    kernel = int8_conv.Int8Conv2d(conv, narrow.weights.codes, torch.ones(2)) if LIMIT else None
+    sixteen_bits = carrier_of(random_codes((1, 4, 6, 6), 12, True, generator), 12, True, -3)  # qint32
+    assert kernel is None or kernel(sixteen_bits, None) is None
+
+
+def test_no_int8_kernel_when_turned_off(float32_only):
+    conv = nn.Conv2d(4, 2, 3)
+    assert int8_conv.weight_code_limit() == 0
+    assert not int8_conv.Int8Conv2d.applies(conv, torch.zeros(2, 4, 3, 3, dtype=torch.int16))
+
+
+def saturating_pairs(inputs, zero_point, codes, conv):
+    """An x86 kernel without VNNI on a 1x1 convolution: the products of adjacent input channels summed in
+    int16, saturating, then the zero point's share taken off."""
+    weights = codes.flatten(1).double()  # [out, in]
+    products = inputs.double().unsqueeze(1) * weights.view(1, *weights.shape, 1, 1)  # [n, out, in, h, w]
+    pairs = products.unflatten(2, (-1, 2)).sum(dim=3).clamp(-32768, 32767)
+    return pairs.sum(dim=2) - zero_point * weights.sum(dim=1).view(1, -1, 1, 1)
+
+
+def exact_sums(inputs, zero_point, codes, conv):
+    return nn.functional.conv2d(inputs.double() - zero_point, codes.double())
+
+
+@pytest.mark.parametrize(
+    ("kernel", "limit"),
+    [
+        (exact_sums, 128),  # VNNI, AMX: exact for every int8 weight
+        (saturating_pairs, 64),  # 255 * -128 * 2 saturates int16, 255 * -64 * 2 does not
+        (lambda inputs, zero_point, codes, conv: exact_sums(inputs, zero_point, codes, conv) + 1, 0),
+    ],
+)
+def test_the_probe_finds_the_widest_weight_codes_the_kernel_sums_exactly(monkeypatch, kernel, limit):
+    monkeypatch.setattr(int8_conv, "_probe_sums", kernel)
+    int8_conv.weight_code_limit.cache_clear()
+    try:
+        assert int8_conv.weight_code_limit() == limit
+    finally:
+        int8_conv.weight_code_limit.cache_clear()
