@@ -87,17 +87,20 @@ def _probe_sums(inputs: torch.Tensor, zero_point: int, codes: torch.Tensor, conv
 
 def _exact_with(limit: int) -> bool:
     """Whether the int8 kernel sums inputs of 255 times weights of ``-limit`` (and ``limit - 1``) exactly,
-    with the zero points the layers use (0, and 128 for signed inputs)."""
+    with the zero points the layers use (0, and 128 for signed inputs), in a 1x1 and a padded 3x3 kernel."""
     channels = 64
-    conv = nn.Conv2d(channels, 2, 1, bias=False)
-    codes = torch.empty(2, channels, 1, 1, dtype=torch.int64)
-    codes[0], codes[1] = -limit, limit - 1
-    inputs = torch.full((1, channels, 2, 2), 255, dtype=torch.uint8)
-    for zero_point in (0, 128):
-        per_channel = (255 - zero_point) * codes.flatten(1).sum(dim=1).double()
-        expected = per_channel.view(1, 2, 1, 1).expand(1, 2, 2, 2)
-        if not torch.equal(_probe_sums(inputs, zero_point, codes, conv).double(), expected):
-            return False
+    inputs = torch.full((1, channels, 3, 3), 255, dtype=torch.uint8)
+    for kernel_size in (1, 3):
+        conv = nn.Conv2d(channels, 2, kernel_size, padding=kernel_size // 2, bias=False)
+        codes = torch.empty(2, channels, kernel_size, kernel_size, dtype=torch.int64)
+        codes[0], codes[1] = -limit, limit - 1
+        for zero_point in (0, 128):
+            # The padding holds the zero point: it adds nothing.
+            expected = nn.functional.conv2d(
+                inputs.double() - zero_point, codes.double(), padding=kernel_size // 2
+            )
+            if not torch.equal(_probe_sums(inputs, zero_point, codes, conv).double(), expected):
+                return False
     return True
 
 

@@ -93,16 +93,21 @@ def test_no_int8_kernel_when_turned_off(float32_only):
 
 
 def saturating_pairs(inputs, zero_point, codes, conv):
-    """An x86 kernel without VNNI on a 1x1 convolution: the products of adjacent input channels summed in
-    int16, saturating, then the zero point's share taken off."""
-    weights = codes.flatten(1).double()  # [out, in]
-    products = inputs.double().unsqueeze(1) * weights.view(1, *weights.shape, 1, 1)  # [n, out, in, h, w]
+    """An x86 kernel without VNNI: the raw products summed in int16 pairs, saturating, then the zero point's
+    share taken off (the padding holds the zero point)."""
+    pad = conv.padding[0]
+    padded = nn.functional.pad(inputs.double(), (pad,) * 4, value=zero_point)
+    columns = nn.functional.unfold(padded, conv.kernel_size)  # [n, in * k * k, positions]
+    weights = codes.flatten(1).double()  # [out, in * k * k]
+    products = weights.view(1, *weights.shape, 1) * columns.unsqueeze(1)
     pairs = products.unflatten(2, (-1, 2)).sum(dim=3).clamp(-32768, 32767)
-    return pairs.sum(dim=2) - zero_point * weights.sum(dim=1).view(1, -1, 1, 1)
+    sums = pairs.sum(dim=2) - zero_point * weights.sum(dim=1).view(1, -1, 1)
+    height = inputs.shape[-2] + 2 * pad - conv.kernel_size[0] + 1
+    return sums.view(*sums.shape[:2], height, -1)
 
 
 def exact_sums(inputs, zero_point, codes, conv):
-    return nn.functional.conv2d(inputs.double() - zero_point, codes.double())
+    return nn.functional.conv2d(inputs.double() - zero_point, codes.double(), padding=conv.padding)
 
 
 @pytest.mark.parametrize(
