@@ -1,5 +1,7 @@
 """The int8 convolution gives the float32 path's values bit for bit, and runs only where it is exact."""
 
+import copy
+
 import pytest
 import torch
 from integer_codes import carrier_of, exact_values, int64_conv, layer_with_codes, random_codes
@@ -125,3 +127,18 @@ def test_the_probe_finds_the_widest_weight_codes_the_kernel_sums_exactly(monkeyp
         assert int8_conv.weight_code_limit() == limit
     finally:
         int8_conv.weight_code_limit.cache_clear()
+
+
+@needs_int8
+def test_a_copied_layer_packs_its_weights_again_and_computes_the_same():
+    generator = torch.Generator().manual_seed(11)
+    conv = nn.Conv2d(8, 4, 3, padding=1)
+    layer = layer_with_codes(conv, random_codes(conv.weight.shape, 5, True, generator), 5, [-7] * 4)
+    tensor = carrier_of(random_codes((2, 8, 6, 6), 8, False, generator), 8, False, -2)
+    first = layer(tensor)
+    copied = copy.deepcopy(layer)
+    assert copied._int8[1].packed is not layer._int8[1].packed
+    assert torch.equal(copied(tensor), first)
+    with torch.no_grad():  # new codes (as load_state_dict copies them in) get a new kernel
+        layer.weights.codes.neg_()
+    assert not torch.equal(layer(tensor), first)
