@@ -38,3 +38,8 @@ def test_pareto_and_bounds_keep_measured_points_within_the_tolerance():
 def test_a_stopped_point_is_shown_as_stopped_beyond_its_limit():
     assert frontier.table_row(point(12.0, 6.0, None)) == "| 0 | 0 | 12.00 | 6.00 | 4.00 | stopped | > 1.00 |"
     assert frontier.table_row(point(6.0, 5.0, 0.05)) == "| 0 | 0 | 6.00 | 5.00 | 4.00 | 98.95 | 0.05 |"
+
+
+def test_the_routing_stays_at_8_bits_unless_a_threshold_is_given():
+    assert frontier.routing_threshold("none") is None and frontier.routing_threshold(" None ") is None
+    assert frontier.routing_threshold("26") == 26.0
