@@ -29,7 +29,7 @@ from torch import nn
 from capsnet_nncf_plugin.core.integer_format import quant_range
 from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
 from capsnet_nncf_plugin.nn import VoteTransform
-from capsnet_nncf_plugin.quantized.carrier import values_and_exponent
+from capsnet_nncf_plugin.quantized.carrier import exponent_of_scale, values_and_exponent
 from capsnet_nncf_plugin.quantized.int8_conv import Int8Conv2d
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -237,9 +237,10 @@ class IntegerWeightLayer(nn.Module):
         return kernel(tensor, bias) if kernel else None
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        values, exponent = values_and_exponent(tensor)
-        if exponent is None:  # float values: no grid, nothing to keep exact
-            return self._linear(values, self.weights.values, self.bias)
+        if not tensor.is_quantized:  # float values: no grid, nothing to keep exact
+            return self._linear(tensor, self.weights.values, self.bias)
+        # The values themselves only where the float32 path needs them: the int8 kernel reads the codes.
+        exponent = exponent_of_scale(float(tensor.q_scale()), "input")
         codes = bias = None
         if self.bias is not None:
             codes, bias = self._grid_bias(exponent)
@@ -250,7 +251,7 @@ class IntegerWeightLayer(nn.Module):
             result = self._int8_values(tensor, bias)
             if result is not None:
                 return result
-            return self._linear(values, self.weights.values, bias)
+            return self._linear(tensor.dequantize(), self.weights.values, bias)
         sums = exact_sums(self._linear, tensor, self.weights.values, plan)
         if bias is None or isinstance(self.layer, nn.Linear):  # a linear layer's channels are the last axis
             return sums if bias is None else sums + bias
