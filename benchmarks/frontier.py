@@ -316,7 +316,10 @@ def main() -> None:
         routing = "8-bit" if args.routing_threshold is None else f"{args.routing_threshold:g} dB"
         settings = f"clip {config.clip}, {config.weight_rounding} weight rounding, routing {routing}"
         stem = config.model.replace(":", "-").replace("/", "_")
-        plot_path = path.with_name(f"{path.stem}-{stem}-{config.clip}-{config.weight_rounding}.png")
+        routing_tag = routing.replace(" ", "").replace("-", "")
+        plot_path = path.with_name(
+            f"{path.stem}-{stem}-{config.clip}-{config.weight_rounding}-routing{routing_tag}.png"
+        )
         entry = {
             "model": config.model,
             "settings": settings,
