@@ -12,16 +12,19 @@ BENCHMARKS = ROOT / "benchmarks"
 def load_benchmark(script: str) -> ModuleType:
     """Import ``benchmarks/script`` as a module named after the file.
 
-    The folder goes on ``sys.path`` as when the script runs (scripts import each other's helpers), and the
-    module into ``sys.modules``, which its dataclasses need.
+    The folder is on ``sys.path`` while the script is imported, as when it runs (scripts import each
+    other's helpers), and only then: its ``capture.py`` would hide the tests' ``capture`` package. The
+    module goes into ``sys.modules``, which its dataclasses need.
     """
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
     name = f"benchmark_{script.removesuffix('.py')}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
     return module
