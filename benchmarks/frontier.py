@@ -313,10 +313,12 @@ def main() -> None:
         path = Path(args.markdown)
         record_path = path.with_suffix(".json")
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
-        routing = "8-bit" if args.routing_threshold is None else f"{args.routing_threshold:g} dB"
+        threshold = args.routing_threshold
+        routing, routing_tag = (
+            ("8-bit", "8bit") if threshold is None else (f"{threshold:g} dB", f"{threshold:g}dB")
+        )
         settings = f"clip {config.clip}, {config.weight_rounding} weight rounding, routing {routing}"
         stem = config.model.replace(":", "-").replace("/", "_")
-        routing_tag = routing.replace(" ", "").replace("-", "")
         plot_path = path.with_name(
             f"{path.stem}-{stem}-{config.clip}-{config.weight_rounding}-routing{routing_tag}.png"
         )

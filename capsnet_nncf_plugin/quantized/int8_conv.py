@@ -39,18 +39,19 @@ def _convolve(
     zero_point: int,
     packed: torch.Tensor,
     weight_scales: torch.Tensor,
+    weight_zero_points: torch.Tensor,
     bias: torch.Tensor | None,
     conv: nn.Conv2d,
 ) -> torch.Tensor:
     """oneDNN's int8 convolution of ``uint8`` inputs (``zero_point``: the code of 0) with prepacked int8
-    weights: ``sums * input_scale * weight_scales[c] + bias[c]`` as float32, channels last."""
+    weights (zero points 0): ``sums * input_scale * weight_scales[c] + bias[c]`` as float32, channels last."""
     return torch.ops.onednn.qconv2d_pointwise(
         inputs.contiguous(memory_format=torch.channels_last),
         input_scale,
         zero_point,
         packed,
         weight_scales,
-        torch.zeros(len(weight_scales), dtype=torch.int64),
+        weight_zero_points,
         bias,
         list(conv.stride),
         list(conv.padding),
@@ -81,8 +82,9 @@ def _prepack(codes: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 def _probe_sums(inputs: torch.Tensor, zero_point: int, codes: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """The int8 kernel's sums of ``inputs`` with weight ``codes`` (what the probe runs)."""
-    ones = torch.ones(codes.shape[0], dtype=torch.float32)
-    return _convolve(inputs, 1.0, zero_point, _prepack(codes, conv), ones, None, conv)
+    channels = codes.shape[0]
+    ones, zeros = torch.ones(channels), torch.zeros(channels, dtype=torch.int64)
+    return _convolve(inputs, 1.0, zero_point, _prepack(codes, conv), ones, zeros, None, conv)
 
 
 def _exact_with(limit: int) -> bool:
@@ -128,6 +130,7 @@ class Int8Conv2d:
 
     def __init__(self, conv: nn.Conv2d, codes: torch.Tensor, weight_scales: torch.Tensor) -> None:
         self.conv, self.codes, self.weight_scales = conv, codes, weight_scales.to(torch.float32)
+        self.weight_zero_points = torch.zeros(codes.shape[0], dtype=torch.int64)
         self.packed = _prepack(codes, conv)
 
     def __getstate__(self) -> dict:
@@ -168,6 +171,15 @@ class Int8Conv2d:
         if not 0 <= zero_point <= 255:
             return None
         scale = float(tensor.q_scale())
-        values = _convolve(inputs, scale, zero_point, self.packed, self.weight_scales, bias, self.conv)
+        values = _convolve(
+            inputs,
+            scale,
+            zero_point,
+            self.packed,
+            self.weight_scales,
+            self.weight_zero_points,
+            bias,
+            self.conv,
+        )
         # The layers after a convolution reduce over its axes: they get the float32 path's layout.
         return values.contiguous()
