@@ -202,6 +202,9 @@ WRONGLY_TYPED_NNCF_CONFIGS: list[tuple[Any, str]] = [
     ({"capsnet": {"tolerance": float("nan")}}, "capsnet.tolerance must be a finite number"),
     ({"capsnet": {"tolerance": float("inf")}}, "capsnet.tolerance must be a finite number"),
     ({"capsnet": {"tolerance": 1000}}, "capsnet.tolerance must be >= 0 and <= 100 percentage points"),
+    # A 400-digit JSON integer: math.isfinite() would overflow converting it to float.
+    ({"capsnet": {"tolerance": 10**400}}, "capsnet.tolerance must be >= 0 and <= 100 percentage points"),
+    ({"capsnet": {"tolerance": True}}, "capsnet.tolerance must be a finite number"),
     ({"subset_size": "ten"}, "'subset_size' must be a positive integer, got 'ten'"),
     ({"subset_size": -1}, "'subset_size' counts something, so it must be a positive integer, got -1"),
     ({"subset_size": 0}, "'subset_size' counts something"),

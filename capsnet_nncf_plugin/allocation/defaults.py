@@ -23,11 +23,10 @@ activation for weight reduction. docs/allocation.md, "Defaults", has the command
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from capsnet_nncf_plugin.allocation.memory import FLOAT_BITS
+from capsnet_nncf_plugin.core.real_numbers import is_finite_number
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.errors import ConfigError
 
@@ -51,11 +50,7 @@ def check_weight_reduction(reduction: object, name: str) -> None:
     (the option or configuration key it came from)."""
     if reduction is None:
         return
-    if (
-        isinstance(reduction, bool)
-        or not isinstance(reduction, int | float)
-        or not (math.isfinite(reduction) and reduction > 0)
-    ):
+    if not (is_finite_number(reduction) and reduction > 0):
         raise ConfigError(
             f"{name} must be a finite number > 0 (8: at most 1/8 of the FP32 weights), or none (null in a "
             f"configuration file) for no weights budget, got {reduction!r}"

@@ -6,10 +6,9 @@ the ``hardware`` rule (the format's natural power-of-two span covers the known r
 
 from __future__ import annotations
 
-import math
-
 from capsnet_nncf_plugin.core.clipping import hardware_exponent
 from capsnet_nncf_plugin.core.integer_format import check_bits
+from capsnet_nncf_plugin.core.real_numbers import is_finite_number
 
 #: Coupling coefficients are a softmax over the output capsules: every value is in [0, 1].
 COUPLING_COEFFICIENT_MAX = 1.0
@@ -23,7 +22,7 @@ def fixed_exponent_for_range(max_abs: float, bits: int, signed: bool) -> int:
     ``e = ceil(log2(max_abs)) - bits`` (unsigned) or ``- (bits - 1)`` (signed).
     """
     check_bits(bits)
-    if isinstance(max_abs, bool) or not isinstance(max_abs, (int, float)) or not math.isfinite(max_abs):
+    if not is_finite_number(max_abs):
         raise ValueError(f"max_abs must be a finite number > 0, got {max_abs!r}")
     if max_abs <= 0:
         raise ValueError(f"max_abs must be > 0 (the largest magnitude the tensor can take), got {max_abs}")

@@ -8,7 +8,6 @@ configuration that cannot work, or whose options contradict each other, before a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from capsnet_nncf_plugin.allocation.methods import get_method
 from capsnet_nncf_plugin.allocation.methods.builtin import DEFAULT_METHOD
 from capsnet_nncf_plugin.allocation.sensitivity import CANDIDATE_BITS
 from capsnet_nncf_plugin.core.integer_format import check_bits
+from capsnet_nncf_plugin.core.real_numbers import is_finite_number
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.errors import ConfigError, MissingFileError
 from capsnet_nncf_plugin.job.output import check_output_folder
@@ -101,17 +101,16 @@ class SearchConfig(JobConfig):
         if self.criterion not in CRITERIA:
             raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}, got {self.criterion!r}")
         tolerance = self.tolerance
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not tolerance >= 0:
-            raise ConfigError(f"tolerance is in percentage points and must be >= 0, got {tolerance}")
-        if not math.isfinite(tolerance):
-            raise ConfigError(f"tolerance is in percentage points and must be finite, got {tolerance}")
+        if not (is_finite_number(tolerance) and tolerance >= 0):
+            raise ConfigError(
+                f"tolerance is in percentage points and must be a finite number >= 0, got {tolerance}"
+            )
         for name in ("validation_limit", "analysis_images"):
             _check_count(name, getattr(self, name))
         for bits in self.analysis_bits:
             check_bits(bits, "analysis_bits")
         budget = self.weight_memory_budget
-        valid = isinstance(budget, int | float) and not isinstance(budget, bool) and math.isfinite(budget)
-        if budget is not None and not (valid and budget > 0):
+        if budget is not None and not (is_finite_number(budget) and budget > 0):
             raise ConfigError(f"weight_memory_budget must be a number > 0, got {budget!r}")
         check_weight_reduction(self.weight_reduction, "weight_reduction")
         if self.weight_memory_budget is not None and self.weight_reduction is not None:

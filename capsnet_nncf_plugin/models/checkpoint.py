@@ -22,6 +22,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from capsnet_nncf_plugin.atomic_file import atomic_output
+from capsnet_nncf_plugin.core.real_numbers import is_finite_number
 from capsnet_nncf_plugin.errors import CheckpointError
 from capsnet_nncf_plugin.models import registry
 from capsnet_nncf_plugin.models.base import CapsuleClassifier
@@ -187,9 +188,7 @@ def _checked_config_value(
         low, high = CONFIG_INT_BOUNDS.get(key, _DEFAULT_INT_BOUNDS)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise _malformed(path, f"config '{key}' is {_describe(value)}, not an integer in {low}..{high}")
-    if expected is float and (
-        isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-    ):
+    if expected is float and not is_finite_number(value):
         raise _malformed(path, f"config '{key}' is {_describe(value)}, not a finite number")
     if expected is str and not isinstance(value, str):
         raise _malformed(path, f"config '{key}' is {_describe(value)}, not a string")

@@ -18,7 +18,6 @@ import dataclasses
 import enum
 import inspect
 import json
-import math
 import os
 import re
 import types
@@ -39,6 +38,7 @@ from capsnet_nncf_plugin.allocation.defaults import (
 from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.core.clipping import check_clip_mode
 from capsnet_nncf_plugin.core.integer_format import check_bits
+from capsnet_nncf_plugin.core.real_numbers import is_finite_number
 from capsnet_nncf_plugin.errors import ConfigError
 
 #: ``nncf.quantize`` arguments that are not configuration.
@@ -129,11 +129,7 @@ class CapsnetSection:
         # A list or dict is not a mode either (and cannot be looked up): the same error.
         except (TypeError, ValueError) as error:
             raise ConfigError(f"capsnet.clip: {error}") from None
-        if (
-            isinstance(self.tolerance, bool)
-            or not isinstance(self.tolerance, (int, float))
-            or not math.isfinite(self.tolerance)
-        ):
+        if not is_finite_number(self.tolerance):
             raise ConfigError(
                 f"capsnet.tolerance must be a finite number of percentage points, got {_show(self.tolerance)}"
             )
@@ -320,7 +316,7 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
             raise ConfigError(f"'{key}' counts something, so it must be a positive integer, got {value}")
         return value
     if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not is_finite_number(value):
             raise _TypeMismatch(key, f"'{key}' must be a finite number, got {_show(value)}")
         return float(value)
     if annotation is str:

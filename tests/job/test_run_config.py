@@ -19,8 +19,8 @@ NO_MODEL = "zoo:not-a-model"
         ({"clip": "max"}, r"clip must be one of .*hardware.*got 'max'"),
         ({"flow": "tflite"}, r"flow must be one of fx, nncf, got 'tflite'"),
         ({"criterion": "loss"}, r"criterion must be one of losses, accuracy"),
-        ({"tolerance": -0.1}, r"tolerance .* must be >= 0, got -0\.1"),
-        ({"tolerance": math.nan}, r"tolerance .* must be >= 0, got nan"),
+        ({"tolerance": -0.1}, r"tolerance .* must be a finite number >= 0, got -0\.1"),
+        ({"tolerance": math.nan}, r"tolerance .* must be a finite number >= 0, got nan"),
         ({"calibration_images": 0}, r"calibration_images must be a positive number of images, got 0"),
         ({"test_limit": -5}, r"test_limit must be a positive number of images"),
         ({"method": "nope"}, r"unknown allocation method 'nope'; available: .*error-guided"),
@@ -63,7 +63,8 @@ def test_run_refuses_a_missing_input_file(field, tmp_path):
         ({"weight_memory_budget": 2.0, "weight_reduction": 6.0}, r"both set the weights budget: give one"),
         ({"flow": "nncf", "weight_rounding": "gptq"}, r"--weight-rounding gptq is the FX flow's"),
         ({"weight_rounding": "gptq", "bias_correction": True}, r"GPTQ and bias correction do not combine"),
-        ({"tolerance": math.inf}, r"tolerance is in percentage points and must be finite, got inf"),
+        ({"tolerance": math.inf}, r"tolerance .* must be a finite number >= 0, got inf"),
+        ({"tolerance": True}, r"tolerance .* must be a finite number >= 0, got True"),
     ],
 )
 def test_contradictory_options_are_refused_before_any_work(fields, message):
