@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from capsnet_nncf_plugin.job.timing import PhaseTimer
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILT_IN_METHODS = (
     "error-guided",
@@ -155,6 +157,7 @@ def run_quantize(model: str, method: str, extra: list[str], tree: Path | None) -
         "activation_reduction": chosen.get("activation_reduction"),
         "test_loss_pp": test["fp32_accuracy"] - test["accuracy"],
         "layers": allocation.get("layers"),
+        "phases": summary.get("seconds"),  # the job's own timing of its phases (older jobs: none)
         "load_mean": statistics.fmean(load.samples) if load.samples else None,
         "load_max": max(load.samples, default=None),
         "measured": datetime.datetime.now().isoformat(timespec="minutes"),
@@ -221,13 +224,15 @@ def markdown(data: dict[str, Any], command: str) -> str:
         "start to exit: error analysis, search, FP32 and integer test-set evaluation and report. `before`",
         "is the code of the commit named in its column, `after` this one's; `load` is the 1-minute load",
         "average over the run (mean / max; above the core count the run shared the cores). `evals`: the",
-        "candidate allocations evaluated; `same`: whether both chose the same allocation.",
+        "candidate allocations evaluated; `same`: whether both chose the same allocation; `phases`: where",
+        "the job's time went, as its summary.json reports it (total of the phases, then each).",
         "",
         *(f"CPU: {cpu}" for cpu in cpus),
         "",
         "| model | method | before s | before evals | after s | after evals | speed-up | search s | "
-        "weights x | activations x | test loss pp | same | load | before code | after code | measured |",
-        "| --- | --- " + "| ---: " * 9 + "| --- " * 5 + "|",
+        "weights x | activations x | test loss pp | same | load | before code | after code | measured | "
+        "phases |",
+        "| --- | --- " + "| ---: " * 9 + "| --- " * 6 + "|",
     ]
     for (model, method), sides in sorted(pairs.items()):
         before, after = sides.get("before"), sides.get("after")
@@ -258,6 +263,7 @@ def markdown(data: dict[str, Any], command: str) -> str:
             (before or {}).get("code", "-"),
             (after or {}).get("code", "-"),
             shown.get("measured", "-"),
+            PhaseTimer(dict(shown["phases"])).describe() if shown.get("phases") else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -33,8 +33,14 @@ def settings_text(allocation: BitAllocation) -> str:
 
 
 def write_markdown(
-    path: Path, title: str, allocation: BitAllocation, test: dict[str, Any], comparison: list[dict[str, Any]]
+    path: Path,
+    title: str,
+    allocation: BitAllocation,
+    test: dict[str, Any],
+    comparison: list[dict[str, Any]],
+    time_spent: str | None = None,
 ) -> None:
+    """The job's report.md; ``time_spent``: where the job's time went (a ``PhaseTimer`` description)."""
     info = allocation.info
     lines = [
         f"# {title}",
@@ -53,6 +59,7 @@ def write_markdown(
         f"| routing memory reduction | {info['routing_reduction']:.2f}x |",
         f"| search | {info['search_seconds']:.0f} s, {info['evaluations']} evaluations "
         f"(error analysis {info['analysis_seconds']:.0f} s) |",
+        *([f"| time of the whole job | {time_spent} |"] if time_spent else []),
         "",
         "## Bits per layer",
         "",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from capsnet_nncf_plugin.job.config import SearchConfig
 from capsnet_nncf_plugin.job.inputs import load_inputs
 from capsnet_nncf_plugin.job.output import RunFolder
 from capsnet_nncf_plugin.job.search import analyze, search
+from capsnet_nncf_plugin.job.timing import PhaseTimer
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class QuantizeResult:
     accuracy: float
     test_images: int
     methods: dict[str, BitAllocation] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall-clock per phase of the job
 
     def comparison(self) -> list[dict[str, Any]]:
         return [{"method": method, **allocation.info} for method, allocation in self.methods.items()]
@@ -64,53 +65,58 @@ class QuantizeResult:
 def quantize(config: QuantizeConfig, progress: bool = True) -> QuantizeResult:
     """Run the allocation job and write its report folder ``config.out_dir`` (replaced as a whole)."""
     config.check()
+    timer = PhaseTimer()
     with RunFolder(config.out_dir) as folder:
-        inputs = load_inputs(config)
+        with timer.phase("loading"):
+            inputs = load_inputs(config)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            analysis = analyze(inputs, config, progress, complete=True)
-            analysis.save(folder.stage("error_analysis.json"))
-            plot_sensitivity(folder.stage("sensitivity.png"), analysis)
-            plot_block_sensitivity(folder.stage("block_sensitivity.png"), analysis)
-            plot_routing_sensitivity(folder.stage("routing_sensitivity.png"), analysis)
+            with timer.phase("error_analysis"):
+                analysis = analyze(inputs, config, progress, complete=True)
+                analysis.save(folder.stage("error_analysis.json"))
+                plot_sensitivity(folder.stage("sensitivity.png"), analysis)
+                plot_block_sensitivity(folder.stage("block_sensitivity.png"), analysis)
+                plot_routing_sensitivity(folder.stage("routing_sensitivity.png"), analysis)
             chosen = config.search_method
             others = [method for method in available_methods() if method != chosen]
             methods = [chosen, *(others if config.compare else [m for m in others if m == BASELINE_METHOD])]
             results = {}
             for method in methods:
-                started = time.perf_counter()
-                results[method] = search(inputs, config, method, analysis, progress)
-                logger.info("%s: %.0f s", method, time.perf_counter() - started)
+                with timer.phase(f"search:{method}"):
+                    results[method] = search(inputs, config, method, analysis, progress)
             allocation = results[chosen]
             allocation.save(folder.stage("allocation.json"))
-            fp32 = evaluate_accuracy(
-                inputs.original,
-                inputs.test,
-                limit=config.test_limit,
-                progress=progress,
-                description="FP32 test",
-            )
-            # With the settings the allocation records, as its search measured it.
-            quantized = quantize_fx(inputs.model, inputs.calibration, allocation=allocation)
-            # The native squash and routing compute the torch reference's integers, 10x faster on DeepCaps.
-            with native_kernels():
-                accuracy = evaluate_accuracy(
-                    quantized,
+            with timer.phase("fp32_test"):
+                fp32 = evaluate_accuracy(
+                    inputs.original,
                     inputs.test,
                     limit=config.test_limit,
                     progress=progress,
-                    description="integer test",
+                    description="FP32 test",
                 )
+            with timer.phase("integer_test"):
+                # With the settings the allocation records, as its search measured it.
+                quantized = quantize_fx(inputs.model, inputs.calibration, allocation=allocation)
+                # The native squash and routing: the torch reference's integers, 10x faster on DeepCaps.
+                with native_kernels():
+                    accuracy = evaluate_accuracy(
+                        quantized,
+                        inputs.test,
+                        limit=config.test_limit,
+                        progress=progress,
+                        description="integer test",
+                    )
         images = len(inputs.test) if config.test_limit is None else min(config.test_limit, len(inputs.test))
-        result = QuantizeResult(allocation, fp32, accuracy, images, results)
+        result = QuantizeResult(allocation, fp32, accuracy, images, results, timer.seconds)
         test_summary = {"fp32_accuracy": fp32, "accuracy": accuracy, "images": images}
         comparison = result.comparison()
         title = f"capsq quantize: {config.model}"
-        write_markdown(folder.stage("report.md"), title, allocation, test_summary, comparison)
+        write_markdown(
+            folder.stage("report.md"), title, allocation, test_summary, comparison, timer.describe()
+        )
         plot_bits(folder.stage("bits_per_layer.png"), allocation)
         plot_accuracy_vs_memory(folder.stage("accuracy_vs_memory.png"), comparison)
-        write_text_atomically(
-            folder.stage("summary.json"),
-            json.dumps({"test": test_summary, "methods": comparison}, indent=2, default=float) + "\n",
-        )
+        summary = {"test": test_summary, "methods": comparison, "seconds": timer.seconds}
+        text = json.dumps(summary, indent=2, default=float) + "\n"
+        write_text_atomically(folder.stage("summary.json"), text)
     return result

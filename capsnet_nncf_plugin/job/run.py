@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from capsnet_nncf_plugin.job.inputs import JobInputs, load_inputs
 from capsnet_nncf_plugin.job.measurement import export_and_compare
 from capsnet_nncf_plugin.job.output import RunFolder
 from capsnet_nncf_plugin.job.search import search
+from capsnet_nncf_plugin.job.timing import PhaseTimer
 from capsnet_nncf_plugin.latency import median_latency_ms
 from capsnet_nncf_plugin.plugins import get_observer
 from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
@@ -159,36 +159,31 @@ def run(config: RunConfig, progress: bool = True) -> RunResult:
 
 
 def _run(config: RunConfig, folder: RunFolder, progress: bool) -> RunResult:
-    seconds: dict[str, float] = {}
+    timer = PhaseTimer()
     inputs = load_inputs(config)
     test_images = len(inputs.test) if config.test_limit is None else min(config.test_limit, len(inputs.test))
 
-    started = time.perf_counter()
-    fp32 = evaluate_accuracy(
-        inputs.original, inputs.test, limit=config.test_limit, progress=progress, description="FP32"
-    )
-    seconds["fp32_evaluation"] = time.perf_counter() - started
+    with timer.phase("fp32_evaluation"):
+        fp32 = evaluate_accuracy(
+            inputs.original, inputs.test, limit=config.test_limit, progress=progress, description="FP32"
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        started = time.perf_counter()
-        allocation = _allocation(config, inputs, folder, progress)
-        seconds["allocation"] = time.perf_counter() - started
-        started = time.perf_counter()
-        quantized = quantize_model(config, inputs, allocation, progress)
-        seconds["quantization"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        exported, agreement, onnx_model = export_and_compare(
-            quantized,
-            inputs.example,
-            inputs.test,
-            folder.stage("model.onnx"),
-            limit=config.test_limit,
-            progress=progress,
-        )
-        fp32_onnx = export_float_onnx(inputs.original, inputs.example, folder.stage("model_fp32.onnx"))
-    seconds["export_and_integer_evaluation"] = time.perf_counter() - started
+        with timer.phase("allocation"):
+            allocation = _allocation(config, inputs, folder, progress)
+        with timer.phase("quantization"):
+            quantized = quantize_model(config, inputs, allocation, progress)
+        with timer.phase("export_and_integer_evaluation"):
+            exported, agreement, onnx_model = export_and_compare(
+                quantized,
+                inputs.example,
+                inputs.test,
+                folder.stage("model.onnx"),
+                limit=config.test_limit,
+                progress=progress,
+            )
+            fp32_onnx = export_float_onnx(inputs.original, inputs.example, folder.stage("model_fp32.onnx"))
     memory = memory_report(quantization_points(quantized), inputs.model).as_dict()
     onnx_summary = {
         "path": str(folder.final("model.onnx")),
@@ -217,7 +212,7 @@ def _run(config: RunConfig, folder: RunFolder, progress: bool) -> RunResult:
         memory,
         onnx_summary,
         latency,
-        seconds,
+        timer.seconds,
         None if allocation is None else allocation.to_dict(),
     )
     write_report(result, folder)

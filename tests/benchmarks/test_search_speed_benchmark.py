@@ -47,6 +47,9 @@ def test_one_row_times_capsq_quantize_and_renders_the_table(untrained_mnist_chec
     cells = [cell.strip() for cell in cells.strip("|").split("|")]
     assert cells[1:4] == ["uniform-8", "-", "-"] and cells[4] == f"{row['seconds']:.0f}" and cells[5] == "1"
     assert "CPU: " in table and "--method uniform-8" in table
+    # The job's own phases: where its seconds went.
+    assert {"error_analysis", "search:uniform-8", "fp32_test", "integer_test"} <= set(row["phases"])
+    assert cells[-1].startswith(f"{sum(row['phases'].values()):.0f} s: loading ")
 
 
 def test_the_table_puts_before_and_after_side_by_side():
@@ -84,6 +87,11 @@ def test_the_table_puts_before_and_after_side_by_side():
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert cells[2:7] == ["900", "30", "300", "30", "3.0x"]
     assert cells[11:15] == ["yes", "1.5 / 2.2", "aaaa", "bbbb"]
+    assert cells[16] == "-"  # measured before jobs timed their phases
+    rows["m x after"]["phases"] = {"error_analysis": 60.0, "search:x": 200.0, "integer_test": 40.0}
+    table = search_speed.markdown({"rows": rows}, "python benchmarks/search_speed.py")
+    line = next(line for line in table.splitlines() if line.startswith("| m | x |"))
+    assert line.endswith("| 300 s: error analysis 60 s, search:x 200 s, integer test 40 s |")
 
 
 def test_a_row_remeasured_by_other_code_keeps_the_old_search_cost_as_before():

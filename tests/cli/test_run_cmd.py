@@ -135,6 +135,10 @@ def test_quantize_writes_allocation_report_and_plots(checkpoint, tmp_path, capsy
     assert set(allocation["layers"]) == {"conv1", "primary_caps", "class_caps"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test"]["images"] == 100
+    # Where the job's time went, phase by phase, in the summary and in report.md.
+    phases = ["loading", "error_analysis", "search:uniform-8", "fp32_test", "integer_test"]
+    assert list(summary["seconds"]) == phases and all(value > 0 for value in summary["seconds"].values())
+    assert "| time of the whole job |" in (out / "report.md").read_text()
     figures = ("sensitivity.png", "block_sensitivity.png", "routing_sensitivity.png")
     for name in ("report.md", "bits_per_layer.png", "accuracy_vs_memory.png", *figures):
         assert (out / name).stat().st_size > 0, name
