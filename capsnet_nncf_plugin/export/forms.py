@@ -22,9 +22,15 @@ import torch
 from torch import nn
 
 from capsnet_nncf_plugin.core.fixed_ranges import squash_output_exponent
-from capsnet_nncf_plugin.core.integer_format import IntegerType, transport_encoding, weight_encoding
+from capsnet_nncf_plugin.core.integer_format import (
+    IntegerType,
+    quant_range,
+    transport_encoding,
+    weight_encoding,
+)
 from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
 from capsnet_nncf_plugin.core.torch_types import torch_dtype
+from capsnet_nncf_plugin.errors import ExportError
 from capsnet_nncf_plugin.export.qdq_ops import (
     dequantize_codes,
     dequantize_constant,
@@ -41,7 +47,13 @@ from capsnet_nncf_plugin.quantized.modules import (
     QuantizedRoutingLayer,
     QuantizedSquashLayer,
 )
-from capsnet_nncf_plugin.quantized.weights import IntegerVoteTransform, IntegerWeightLayer, bias_codes
+from capsnet_nncf_plugin.quantized.weights import (
+    FLOAT32,
+    FLOAT32_EXACT_STEPS,
+    IntegerVoteTransform,
+    IntegerWeightLayer,
+    bias_codes,
+)
 
 
 def _register_codes(
@@ -68,28 +80,96 @@ def _register_codes(
 
 
 class ExportWeightLayer(nn.Module):
-    """Conv2d / Conv3d / Linear: DQ(weight codes), DQ(int32 bias codes), the float op."""
+    """Conv2d / Conv3d / Linear: DQ(weight codes), DQ(int32 bias codes), the float op.
 
-    def __init__(self, layer: IntegerWeightLayer, input_exponent: int, unsigned_weights: bool) -> None:
+    Where the sums of the widest inputs the input format allows can exceed float32's exact range
+    (``AccumulatorBound``), the input codes are cut into parts of ``part_bits`` bits,
+    ``x = sum_j part_j * 2^(j * part_bits)``, each small enough that its float32 pass is exact; the passes
+    are joined in float64 with the bias, exactly the sums the torch model computes (split or float64), and
+    the float64 values go to the output quantization (:func:`on_grid`), which rounds them once.
+    onnxruntime's convolutions are float32 only; this keeps them exact.
+    """
+
+    def __init__(
+        self, layer: IntegerWeightLayer, input_format: PowerOfTwoQuantizer, unsigned_weights: bool
+    ) -> None:
         super().__init__()
         self.layer = layer.layer
         weights = layer.weights
         self.weight_exponents = _register_codes(self, weights.codes, weights.quantizer, unsigned_weights)
+        self.input_exponent = input_format.exponent
         self.bias_exponents: list[int] | None = None
+        largest_bias = 0
         if layer.bias is not None:
-            exponents = layer.accumulator_exponents(input_exponent)
+            exponents = layer.accumulator_exponents(input_format.exponent)
             self.register_buffer("bias_codes", bias_codes(layer.bias, exponents))
             self.bias_exponents = [int(e) for e in exponents]
+            largest_bias = int(self.bias_codes.abs().max()) if self.bias_codes.numel() else 0
+        low, high = quant_range(input_format.bits, input_format.signed)
+        self.parts, self.part_bits = 1, 0
+        if layer.bound.plan_for_codes(low, high, largest_bias)[0] != FLOAT32:
+            self.parts, self.part_bits = _input_parts(low, high, layer.bound.largest_l1)
+
+    def _op(self, values: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if isinstance(self.layer, nn.Linear):
+            return nn.functional.linear(values, weight, bias)
+        return self.layer._conv_forward(values, weight, bias)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         codes = getattr(self, self.codes_name)
         weight = dequantize_constant(codes, self.weight_exponents, self.weight_axis, self.codes_zero_point)
-        bias = None
-        if self.bias_exponents is not None:
-            bias = dequantize_constant(self.bias_codes, self.bias_exponents, 0)
-        if isinstance(self.layer, nn.Linear):
-            return nn.functional.linear(values, weight, bias)
-        return self.layer._conv_forward(values, weight, bias)
+        if self.parts == 1:
+            bias = None
+            if self.bias_exponents is not None:
+                bias = dequantize_constant(self.bias_codes, self.bias_exponents, 0)
+            return self._op(values, weight, bias)
+        rest = values * 2.0**-self.input_exponent  # the input codes, exact in float32
+        sums = None
+        for part in range(self.parts):
+            if part < self.parts - 1:
+                upper = torch.floor(rest * 2.0**-self.part_bits)
+                digit, rest = rest - upper * 2.0**self.part_bits, upper
+            else:
+                digit = rest  # the top part keeps the sign
+            partial = self._op(digit, weight, None).double() * 2.0 ** (part * self.part_bits)
+            sums = partial if sums is None else sums + partial
+        sums = sums * 2.0**self.input_exponent
+        if self.bias_exponents is None:
+            return sums
+        scales = torch.tensor([2.0**e for e in self.bias_exponents], dtype=torch.float64)
+        bias = self.bias_codes.double() * scales
+        if not isinstance(self.layer, nn.Linear):  # a convolution's channels are axis 1
+            bias = bias.view((1, -1) + (1,) * (sums.dim() - 2))
+        return sums + bias
+
+
+def _input_parts(low: int, high: int, largest_l1: int) -> tuple[int, int]:
+    """How many parts of how many bits the input codes ``[low, high]`` need so that every part's sums stay
+    below 2^24 steps (float32's exact integers)."""
+    part_bits = ((FLOAT32_EXACT_STEPS - 1) // max(largest_l1, 1)).bit_length() - 1
+    if part_bits < 1:
+        raise ExportError(
+            f"a layer whose weight codes sum to {largest_l1} in magnitude per output cannot be computed "
+            "exactly by float32 convolutions; give it fewer weight bits"
+        )
+    parts = 1
+    while max(-(low >> (part_bits * (parts - 1))), high >> (part_bits * (parts - 1))) * largest_l1 >= (
+        FLOAT32_EXACT_STEPS
+    ):
+        parts += 1
+    return max(parts, 2), part_bits
+
+
+def on_grid(values: torch.Tensor, quantizer: PowerOfTwoQuantizer) -> torch.Tensor:
+    """Float64 sums (a split weight layer's) rounded onto ``quantizer``'s grid in float64, half to even, as
+    the torch model rounds them, then saturated in float32 (exact: the grid has at most 16-bit codes), so
+    that the Q/DQ ops after it only re-encode; float32 values pass through."""
+    if values.dtype != torch.float64:
+        return values
+    low, high = quant_range(quantizer.bits, quantizer.signed)
+    scale = 2.0**quantizer.exponent
+    # Saturating after float32: a code beyond 2^24 may change there, but stays beyond the range.
+    return torch.round(values * (1.0 / scale)).float().clamp(low, high) * scale
 
 
 class ExportVoteTransform(nn.Module):
@@ -146,7 +226,7 @@ def _export_weighted(
         return ExportVoteTransform(layer)
     bits = layer.weights.quantizer.bits
     unsigned = options.unsigned_weights and not u8s8_is_exact(bits, input_format)
-    return ExportWeightLayer(layer, input_format.exponent, unsigned)
+    return ExportWeightLayer(layer, input_format, unsigned)
 
 
 @dataclass(frozen=True)
@@ -206,7 +286,13 @@ class ExportLayer(ExportForm):
         super().__init__(module, "weighted", input_format, narrowing, options)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
-        return fake_quantize(self.module.compute(self.narrow(values)), self.module.output_quantizer)
+        module, quantizer = self.module, self.module.output_quantizer
+        values = self.narrow(values)
+        if module.weighted is not None and module.relu:
+            # ReLU after the rounding (they commute), so that no float64 ReLU reaches the ONNX graph: the
+            # exporter writes it as a Clip whose float32 bound onnxruntime refuses beside float64 values.
+            return fake_quantize(torch.relu(on_grid(module.weighted(values), quantizer)), quantizer)
+        return fake_quantize(on_grid(module.compute(values), quantizer), quantizer)
 
 
 class ExportSquashLayer(ExportForm):
@@ -221,7 +307,7 @@ class ExportSquashLayer(ExportForm):
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         module = self.module
-        pre = module.pre_activation(self.narrow(values))
+        pre = on_grid(module.pre_activation(self.narrow(values)), module.pre_quantizer)
         if module.pre_quantizer.bits <= 8:
             # uint8 with zero point 128 after the convolution (so DQ -> Conv -> Q fuses into QLinearConv with
             # uint8 in and out), re-centred to int16 codes for IntSquash.
@@ -248,7 +334,7 @@ class ExportRoutingLayer(ExportForm):
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         module = self.module
         values = self.narrow(values)
-        codes = signed_codes(module.votes(values), module.votes_quantizer)
+        codes = signed_codes(on_grid(module.votes(values), module.votes_quantizer), module.votes_quantizer)
         routed = torch.ops.capsnet.int_dynamic_routing(codes, *module.routing.as_op_arguments())
         # Re-quantized (exactly: same grid) into the uint8 activation container, so onnxruntime's QDQ
         # propagation across the reshapes that follow sees the same encoding as everywhere else (an int8

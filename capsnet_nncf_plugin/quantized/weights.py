@@ -59,11 +59,16 @@ class AccumulatorBound:
         bias = 0 if bias_codes is None or bias_codes.numel() == 0 else int(bias_codes.abs().max())
         plan = FLOAT32, 0
         if _largest_code_of_container(tensor) * self.largest_l1 + bias >= FLOAT32_EXACT_STEPS:
-            smallest, largest = _code_range(tensor)
-            if max(-smallest, largest) * self.largest_l1 + bias >= FLOAT32_EXACT_STEPS:
-                plan = self._split(smallest, largest)
+            plan = self.plan_for_codes(*_code_range(tensor), bias)
         self.calls[plan[0]] += 1
         return plan
+
+    def plan_for_codes(self, smallest: int, largest: int, bias: int = 0) -> tuple[str, int]:
+        """The plan for any input whose codes lie in ``[smallest, largest]``, with bias codes up to ``bias``
+        in magnitude (the export fixes its plan from the input format, for every input it will see)."""
+        if max(-smallest, largest) * self.largest_l1 + bias < FLOAT32_EXACT_STEPS:
+            return FLOAT32, 0
+        return self._split(smallest, largest)
 
     def _split(self, smallest: int, largest: int) -> tuple[str, int]:
         """``x = hi * 2^m + lo`` with ``0 <= lo < 2^m``: the widest ``m`` for ``lo``, if ``hi`` fits too (the
