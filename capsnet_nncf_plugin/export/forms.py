@@ -82,8 +82,9 @@ def _register_codes(
 class ExportWeightLayer(nn.Module):
     """Conv2d / Conv3d / Linear: DQ(weight codes), DQ(int32 bias codes), the float op.
 
-    Where the sums of the widest inputs the input format allows can exceed float32's exact range
-    (``AccumulatorBound``), the input codes are cut into parts of ``part_bits`` bits,
+    Where a format wider than 8 bits keeps onnxruntime from its integer kernels and the sums of the widest
+    inputs the format allows can exceed float32's exact range (``AccumulatorBound``), the input codes are
+    cut into parts of ``part_bits`` bits,
     ``x = sum_j part_j * 2^(j * part_bits)``, each small enough that its float32 pass is exact; the passes
     are joined in float64 with the bias, exactly the sums the torch model computes (split or float64), and
     the float64 values go to the output quantization (:func:`on_grid`), which rounds them once.
@@ -107,7 +108,10 @@ class ExportWeightLayer(nn.Module):
             largest_bias = int(self.bias_codes.abs().max()) if self.bias_codes.numel() else 0
         low, high = quant_range(input_format.bits, input_format.signed)
         self.parts, self.part_bits = 1, 0
-        if layer.bound.plan_for_codes(low, high, largest_bias)[0] != FLOAT32:
+        # 8-bit weights on 8-bit inputs fuse into onnxruntime's integer kernels (QLinearConv), whose int32
+        # accumulators are exact: only wider formats run as a float32 convolution that could round.
+        integer_kernel = weights.quantizer.bits <= 8 and input_format.bits <= 8
+        if not integer_kernel and layer.bound.plan_for_codes(low, high, largest_bias)[0] != FLOAT32:
             self.parts, self.part_bits = _input_parts(low, high, layer.bound.largest_l1)
 
     def _op(self, values: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -16,6 +16,9 @@ quantization rounds once, as an integer kernel rounds its int32 accumulator:
   passes, joined in float64): ShallowCaps' primary capsules (a 9x9x256 kernel, ``sum |w| = 5e5``) on 8-bit
   inputs take this path;
 * otherwise float64, exact below 2^53 steps (16-bit inputs into a large layer).
+
+The ONNX export computes the same sums (``export/forms.py``, ``ExportWeightLayer``), from the bound of the
+input format rather than of each batch.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from capsnet_nncf_plugin.allocation.layers import quantizable_layers
 from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.errors import ExportError
 from capsnet_nncf_plugin.export import export_onnx
+from capsnet_nncf_plugin.export.forms import ExportWeightLayer
 from capsnet_nncf_plugin.export.onnx_export import TORCH_EXPORTER_REGISTRY_LOGGER, export_form
 from capsnet_nncf_plugin.fx import quantize_fx
 from capsnet_nncf_plugin.models import create
@@ -266,3 +267,30 @@ def test_narrow_weights_keep_int8_and_stay_bit_exact_when_fused(tmp_path):
     actual = run_onnx(exported.path, images, "optimized", optimized_path)
     np.testing.assert_array_equal(actual, quantized(images).numpy())
     assert op_counts(onnx.load(optimized_path))["QLinearConv"] == 2
+
+
+def test_layers_beyond_float32s_exact_sums_export_exact(tmp_path):
+    """11-bit weights on 11-bit inputs (the Q-CapsNets allocation on deepcaps-fmnist): a DeepCaps cell sums
+    past 2^24 accumulator steps, which onnxruntime's float32 convolution would round; the export cuts the
+    input codes into exact float32 passes joined in float64, as the torch model computes them."""
+    torch.manual_seed(0)
+    model = create("deepcaps", in_channels=1, image_size=28, num_classes=10).eval()
+    images = torch.randint(0, 256, (6, 1, 28, 28), generator=torch.Generator().manual_seed(1)).float()
+    names = [layer.name for layer in quantizable_layers(model)]
+    allocation = BitAllocation.uniform(names)
+    for name in ("cell2.main1", "cell2.main2", "cell2.skip"):
+        allocation = allocation.with_layer(name, weight=11, activation=11)
+    quantized = quantize_fx(model, [images], allocation=allocation, clip="minmax")
+    form = export_form(quantized, (images[:2],))
+    parts = {
+        name: module.parts for name, module in form.named_modules() if isinstance(module, ExportWeightLayer)
+    }
+    assert parts["cell2.main2.module.layer.conv"] >= 2  # the wide layers split ...
+    assert parts["cell1.main1.module.layer.conv"] == 1  # ... 8-bit ones stay one pass (QLinearConv)
+    layer_outputs = [layer_outputs_on(network, names, images) for network in (quantized, form)]
+    for name, expected_output in layer_outputs[0].items():
+        assert torch.equal(expected_output, layer_outputs[1][name]), name
+    exported = export_onnx(quantized, images[:2], tmp_path / "wide.onnx")
+    expected = quantized(images).numpy()
+    for level in LEVELS:
+        np.testing.assert_array_equal(run_onnx(exported.path, images, level), expected)
