@@ -84,11 +84,10 @@ class ExportWeightLayer(nn.Module):
 
     Where a format wider than 8 bits keeps onnxruntime from its integer kernels and the sums of the widest
     inputs the format allows can exceed float32's exact range (``AccumulatorBound``), the input codes are
-    cut into parts of ``part_bits`` bits,
-    ``x = sum_j part_j * 2^(j * part_bits)``, each small enough that its float32 pass is exact; the passes
-    are joined in float64 with the bias, exactly the sums the torch model computes (split or float64), and
-    the float64 values go to the output quantization (:func:`on_grid`), which rounds them once.
-    onnxruntime's convolutions are float32 only; this keeps them exact.
+    cut into parts of ``part_bits`` bits, ``x = sum_j part_j * 2^(j * part_bits)``, each small enough that
+    its float32 pass is exact. The passes are joined in float64 with the bias: exactly the sums the torch
+    model computes (split or float64). The float64 values go to the output quantization (:func:`on_grid`),
+    which rounds them once. onnxruntime's convolutions are float32 only; this keeps them exact.
     """
 
     def __init__(
