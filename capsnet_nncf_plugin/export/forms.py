@@ -127,6 +127,8 @@ class ExportWeightLayer(nn.Module):
                 bias = dequantize_constant(self.bias_codes, self.bias_exponents, 0)
             return self._op(values, weight, bias)
         rest = values * 2.0**-self.input_exponent  # the input codes, exact in float32
+        # A zero bias, not None: torch's exporter gives a bias-less Conv3d a bias of the wrong size.
+        zero = None if isinstance(self.layer, nn.Linear) else torch.zeros(codes.shape[0])
         sums = None
         for part in range(self.parts):
             if part < self.parts - 1:
@@ -134,7 +136,7 @@ class ExportWeightLayer(nn.Module):
                 digit, rest = rest - upper * 2.0**self.part_bits, upper
             else:
                 digit = rest  # the top part keeps the sign
-            partial = self._op(digit, weight, None).double() * 2.0 ** (part * self.part_bits)
+            partial = self._op(digit, weight, zero).double() * 2.0 ** (part * self.part_bits)
             sums = partial if sums is None else sums + partial
         sums = sums * 2.0**self.input_exponent
         if self.bias_exponents is None:

@@ -280,12 +280,14 @@ def test_layers_beyond_float32s_exact_sums_export_exact(tmp_path):
     allocation = BitAllocation.uniform(names)
     for name in ("cell2.main1", "cell2.main2", "cell2.skip"):
         allocation = allocation.with_layer(name, weight=11, activation=11)
+    allocation = allocation.with_layer("cell4.skip", weight=11, activation=9)  # a Conv3d of votes
     quantized = quantize_fx(model, [images], allocation=allocation, clip="minmax")
     form = export_form(quantized, (images[:2],))
     parts = {
         name: module.parts for name, module in form.named_modules() if isinstance(module, ExportWeightLayer)
     }
     assert parts["cell2.main2.module.layer.conv"] >= 2  # the wide layers split ...
+    assert parts["cell4.skip.module.layer.votes"] >= 2
     assert parts["cell1.main1.module.layer.conv"] == 1  # ... 8-bit ones stay one pass (QLinearConv)
     layer_outputs = [layer_outputs_on(network, names, images) for network in (quantized, form)]
     for name, expected_output in layer_outputs[0].items():
