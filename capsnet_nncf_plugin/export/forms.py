@@ -49,9 +49,9 @@ from capsnet_nncf_plugin.quantized.modules import (
 )
 from capsnet_nncf_plugin.quantized.weights import (
     FLOAT32,
-    FLOAT32_EXACT_STEPS,
     IntegerVoteTransform,
     IntegerWeightLayer,
+    add_channel_bias,
     bias_codes,
 )
 
@@ -111,7 +111,15 @@ class ExportWeightLayer(nn.Module):
         # accumulators are exact: only wider formats run as a float32 convolution that could round.
         integer_kernel = weights.quantizer.bits <= 8 and input_format.bits <= 8
         if not integer_kernel and layer.bound.plan_for_codes(low, high, largest_bias)[0] != FLOAT32:
-            self.parts, self.part_bits = _input_parts(low, high, layer.bound.largest_l1)
+            self.parts, self.part_bits = layer.bound.parts(low, high), layer.bound.part_bits()
+            if self.parts == 0:
+                raise ExportError(
+                    f"a layer whose weight codes sum to {layer.bound.largest_l1} in magnitude per output "
+                    "cannot be computed exactly by float32 convolutions; give it fewer weight bits"
+                )
+            if self.bias_exponents is not None:  # the bias on the accumulator grid, exact in float64
+                scales = torch.tensor([2.0**e for e in self.bias_exponents], dtype=torch.float64)
+                self.register_buffer("grid_bias", self.bias_codes.double() * scales)
 
     def _op(self, values: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if isinstance(self.layer, nn.Linear):
@@ -139,30 +147,7 @@ class ExportWeightLayer(nn.Module):
             partial = self._op(digit, weight, zero).double() * 2.0 ** (part * self.part_bits)
             sums = partial if sums is None else sums + partial
         sums = sums * 2.0**self.input_exponent
-        if self.bias_exponents is None:
-            return sums
-        scales = torch.tensor([2.0**e for e in self.bias_exponents], dtype=torch.float64)
-        bias = self.bias_codes.double() * scales
-        if not isinstance(self.layer, nn.Linear):  # a convolution's channels are axis 1
-            bias = bias.view((1, -1) + (1,) * (sums.dim() - 2))
-        return sums + bias
-
-
-def _input_parts(low: int, high: int, largest_l1: int) -> tuple[int, int]:
-    """How many parts of how many bits the input codes ``[low, high]`` need so that every part's sums stay
-    below 2^24 steps (float32's exact integers)."""
-    part_bits = ((FLOAT32_EXACT_STEPS - 1) // max(largest_l1, 1)).bit_length() - 1
-    if part_bits < 1:
-        raise ExportError(
-            f"a layer whose weight codes sum to {largest_l1} in magnitude per output cannot be computed "
-            "exactly by float32 convolutions; give it fewer weight bits"
-        )
-    parts = 1
-    while max(-(low >> (part_bits * (parts - 1))), high >> (part_bits * (parts - 1))) * largest_l1 >= (
-        FLOAT32_EXACT_STEPS
-    ):
-        parts += 1
-    return max(parts, 2), part_bits
+        return sums if self.bias_exponents is None else add_channel_bias(sums, self.grid_bias, self.layer)
 
 
 def on_grid(values: torch.Tensor, quantizer: PowerOfTwoQuantizer) -> torch.Tensor:

@@ -73,16 +73,33 @@ class AccumulatorBound:
             return FLOAT32, 0
         return self._split(smallest, largest)
 
+    def part_bits(self) -> int:
+        """The widest ``m`` for which any ``m``-bit unsigned part of the input codes sums exactly in float32
+        (below 2^24 steps); 0 where not even one bit does."""
+        return max(((FLOAT32_EXACT_STEPS - 1) // max(self.largest_l1, 1)).bit_length() - 1, 0)
+
+    def parts(self, smallest: int, largest: int) -> int:
+        """How many ``part_bits()``-bit parts ``x = sum_j part_j * 2^(j * m)`` (the top one signed) codes in
+        ``[smallest, largest]`` need so that every part sums exactly in float32 (the bias added afterwards,
+        in float64); 0 where no cut does."""
+        low_bits = self.part_bits()
+        if low_bits < 1:
+            return 0
+        parts = 1
+        while (
+            max(-(smallest >> (low_bits * (parts - 1))), largest >> (low_bits * (parts - 1)))
+            * (self.largest_l1)
+            >= FLOAT32_EXACT_STEPS
+        ):
+            parts += 1
+        return max(parts, 2)
+
     def _split(self, smallest: int, largest: int) -> tuple[str, int]:
         """``x = hi * 2^m + lo`` with ``0 <= lo < 2^m``: the widest ``m`` for ``lo``, if ``hi`` fits too (the
         bias is added afterwards, in float64)."""
-        low_bits = ((FLOAT32_EXACT_STEPS - 1) // max(self.largest_l1, 1)).bit_length() - 1
-        if low_bits < 1:
+        if self.parts(smallest, largest) != 2:
             return FLOAT64, 0
-        high = max(-(smallest >> low_bits), largest >> low_bits)
-        if high * self.largest_l1 >= FLOAT32_EXACT_STEPS:
-            return FLOAT64, 0
-        return SPLIT, low_bits
+        return SPLIT, self.part_bits()
 
 
 def exact_sums(
@@ -261,9 +278,15 @@ class IntegerWeightLayer(nn.Module):
                 return result
             return self._linear(tensor.dequantize(), self.weights.values, bias)
         sums = exact_sums(self._linear, tensor, self.weights.values, plan)
-        if bias is None or isinstance(self.layer, nn.Linear):  # a linear layer's channels are the last axis
-            return sums if bias is None else sums + bias
-        return sums + bias.view((1, -1) + (1,) * (sums.dim() - 2))
+        return sums if bias is None else add_channel_bias(sums, bias, self.layer)
+
+
+def add_channel_bias(sums: torch.Tensor, bias: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """``sums + bias`` per output channel: the last axis of a linear layer's output, axis 1 of a
+    convolution's."""
+    if isinstance(layer, nn.Linear):
+        return sums + bias
+    return sums + bias.view((1, -1) + (1,) * (sums.dim() - 2))
 
 
 class IntegerVoteTransform(nn.Module):
