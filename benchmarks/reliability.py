@@ -1350,6 +1350,7 @@ def _argv_values(folder: Path) -> dict[str, list[str] | None]:
         "--analysis-images": numbers,
         "--analysis-bits": numbers,
         "--analysis-cache": files,
+        "--reuse-dir": [*files, "none", "auto"],
         "--flow": ["fx", "nncf", "tflite"],
         "--nncf-config": files,
         "--allocation": files,

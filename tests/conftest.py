@@ -10,6 +10,16 @@ import torch
 os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "900")
 
 
+@pytest.fixture(autouse=True)
+def fresh_reuse_folder(tmp_path_factory, monkeypatch):
+    """Every test's jobs keep their reused measurements in a folder of their own: a test must not pass or
+    fail by what an earlier test, or an earlier run, left in the plugin's cache."""
+    from capsnet_nncf_plugin.job import reuse
+
+    folder = tmp_path_factory.mktemp("reuse")
+    monkeypatch.setattr(reuse, "automatic_folder", lambda: folder)
+
+
 @pytest.fixture(scope="session")
 def untrained_mnist_checkpoint(tmp_path_factory):
     """An untrained ShallowCaps checkpoint for MNIST: CLI jobs under test, not accuracy."""

@@ -35,7 +35,6 @@ predictions, the calibration statistics, the cached prefixes and the measurement
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import warnings
@@ -51,6 +50,7 @@ from capsnet_nncf_plugin.allocation.prefix_cache import PrefixCache, PrefixRunne
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.evaluation import EVALUATION_BATCH, accuracy_of, iterate_batches
+from capsnet_nncf_plugin.fingerprint import tensor_digest
 from capsnet_nncf_plugin.fx import SharedCalibration, quantize_fx
 
 logger = logging.getLogger(__name__)
@@ -103,15 +103,6 @@ def fp32_pass(
     if not labels:
         raise ValueError("cannot evaluate on an empty dataset")
     return torch.cat(predictions), torch.cat(labels), torch.cat(margins), torch.cat(images)
-
-
-def _digest(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in tensors:
-        data = tensor.detach().cpu().contiguous().view(-1)
-        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 @dataclass
@@ -195,8 +186,8 @@ class AccuracyEvaluator:
         if share and type(self).quantize is AccuracyEvaluator.quantize:
             key = (
                 id(self.model),
-                _digest(self.model.state_dict().items()),
-                _digest((str(index), batch) for index, batch in enumerate(self.calibration)),
+                tensor_digest(self.model.state_dict().items()),
+                tensor_digest((str(index), batch) for index, batch in enumerate(self.calibration)),
                 id(validation_data),
                 len(validation_data),
                 limit,

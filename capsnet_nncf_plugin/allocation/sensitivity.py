@@ -45,6 +45,7 @@ from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.core.bit_widths import ROUTING_TENSORS, LayerBits, RoutingBits, routing_entries
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
+from capsnet_nncf_plugin.fingerprint import model_code_digest, update_with_tensors
 from capsnet_nncf_plugin.fx.calibration import CalibrationStatistics, calibrate
 from capsnet_nncf_plugin.fx.observed import observe, to_quantized
 from capsnet_nncf_plugin.fx.qconfig import make_qconfig
@@ -454,18 +455,16 @@ def analysis_fingerprint(
     candidate_bits: list[int],
     settings: QuantizationSettings,
 ) -> str:
-    """What an analysis's entries depend on: the model's parameters and buffers, the calibration images
-    and the settings, hashed."""
+    """What an analysis's entries depend on: the model's code, parameters and buffers, the calibration
+    images and the settings, hashed."""
     digest = hashlib.sha256()
     described = [candidate_bits, settings.clip, settings.bias_correction, CACHE_FORMAT]
     # Appended only when it differs from the default, so caches written before GPTQ existed stay valid.
     if settings.weight_rounding != "nearest":
         described.append(settings.weight_rounding)
     digest.update(json.dumps(described).encode())
-    for name, tensor in [*model.state_dict().items(), *(("batch", batch) for batch in batches)]:
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(model_code_digest(model).encode())
+    update_with_tensors(digest, [*model.state_dict().items(), *(("batch", batch) for batch in batches)])
     return digest.hexdigest()
 
 
@@ -615,6 +614,7 @@ def analyze_errors(
     progress: bool = False,
     lazy: bool = False,
     cache: str | os.PathLike | None = None,
+    cache_folder: str | os.PathLike | None = None,
 ) -> ErrorAnalysis:
     """The error of every layer, block and routing iteration alone at every width (see the module doc).
 
@@ -623,6 +623,7 @@ def analyze_errors(
     ``lazy``: measure nothing but the FP32 pass now, each entry when first asked for.
     ``cache``: a JSON file that keeps every measured entry; entries it already holds for the same model,
     calibration images and settings are read instead of measured.
+    ``cache_folder``: a folder of such files, one per fingerprint (``cache`` wins when both are given).
     """
     settings = settings or QuantizationSettings()
     started = time.perf_counter()
@@ -659,9 +660,10 @@ def analyze_errors(
         measure=measurer,
         iterations=iterations,
     )
-    if cache is not None:
+    if cache is not None or cache_folder is not None:
         fingerprint = analysis_fingerprint(model, batches, analysis.candidate_bits, settings)
-        analysis.attach_cache(cache, fingerprint)
+        path = cache if cache is not None else Path(cache_folder) / f"{fingerprint}.json"
+        analysis.attach_cache(path, fingerprint)
     analysis.seconds = time.perf_counter() - started
     if not lazy:
         analysis.complete(progress)

@@ -58,3 +58,15 @@ def positive_or_none(text: str) -> float | None:
 
 
 positive_or_none.__name__ = "a number > 0 or 'none'"
+
+
+def folder_or_none(text: str) -> str | None:
+    """A folder path, or ``none`` (``None``: switched off)."""
+    if text.strip().lower() == "none":
+        return None
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
+
+
+folder_or_none.__name__ = "a folder or 'none'"

@@ -17,6 +17,7 @@ from capsnet_nncf_plugin.allocation.evaluator import CRITERIA
 from capsnet_nncf_plugin.cli.arguments import (
     bit_width,
     count_or_all,
+    folder_or_none,
     non_negative_float,
     positive_float,
     positive_int,
@@ -141,6 +142,16 @@ OPTIONS: dict[str, Option] = {
             "settings (another --method or --tolerance) reads them instead of measuring",
         ),
         _option(
+            "--reuse-dir",
+            field="reuse_dir",
+            type=folder_or_none,
+            metavar="DIR|auto|none",
+            help="folder keeping the measurements a rerun reuses (the error analysis, the FP32 test "
+            "accuracy), each under the fingerprint of the model's code and weights, the images and the "
+            "settings; auto: the measurements folder of the plugin's cache ($CAPSQ_CACHE); none: measure "
+            "afresh",
+        ),
+        _option(
             "--compare", field="compare", flag_only=True, help="also run every other method for the plots"
         ),
         _option("--flow", field="flow", choices=FLOWS, help="torch.ao FX or NNCF quantization"),
@@ -181,7 +192,16 @@ OPTIONS: dict[str, Option] = {
 }
 
 #: The options every job takes, and those of every job that searches an allocation.
-JOB_OPTIONS = ("model", "dataset", "data_root", "weights", "calibration_images", "test_limit", "out_dir")
+JOB_OPTIONS = (
+    "model",
+    "dataset",
+    "data_root",
+    "weights",
+    "calibration_images",
+    "test_limit",
+    "out_dir",
+    "reuse_dir",
+)
 SEARCH_OPTIONS = (
     "method",
     "tolerance",

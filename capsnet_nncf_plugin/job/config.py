@@ -27,6 +27,7 @@ from capsnet_nncf_plugin.core.real_numbers import is_finite_number
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.errors import ConfigError, MissingFileError
 from capsnet_nncf_plugin.job.output import check_output_folder
+from capsnet_nncf_plugin.job.reuse import AUTOMATIC, reuse_folder
 
 #: The model the jobs run on unless told otherwise: the bundled ShallowCaps trained on MNIST.
 DEFAULT_MODEL = "zoo:shallowcaps-mnist"
@@ -54,11 +55,16 @@ class JobConfig:
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
     test_limit: int | None = None  # test images (default: the whole test split)
     out_dir: str = "reports/job"
+    # Where measurements a rerun reuses are kept (job/reuse.py); "auto": the plugin's cache; None: nowhere.
+    reuse_dir: str | None = AUTOMATIC
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first option that cannot work; the output folder included."""
         for name in ("calibration_images", "test_limit"):
             _check_count(name, getattr(self, name))
+        folder = reuse_folder(self.reuse_dir)
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise ConfigError(f"reuse_dir: {folder} is a file; give a folder, or 'none' to reuse nothing")
         if self.weights is not None and not Path(self.weights).is_file():
             raise MissingFileError(f"weights: no file {self.weights}; give the path of a saved state dict")
         check_output_folder(self.out_dir)

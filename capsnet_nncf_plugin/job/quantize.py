@@ -27,6 +27,7 @@ from capsnet_nncf_plugin.fx import quantize_fx
 from capsnet_nncf_plugin.job.config import SearchConfig
 from capsnet_nncf_plugin.job.inputs import load_inputs
 from capsnet_nncf_plugin.job.output import RunFolder
+from capsnet_nncf_plugin.job.reuse import fp32_test_accuracy
 from capsnet_nncf_plugin.job.search import analyze, search
 from capsnet_nncf_plugin.job.timing import PhaseTimer
 
@@ -87,12 +88,8 @@ def quantize(config: QuantizeConfig, progress: bool = True) -> QuantizeResult:
             allocation = results[chosen]
             allocation.save(folder.stage("allocation.json"))
             with timer.phase("fp32_test"):
-                fp32 = evaluate_accuracy(
-                    inputs.original,
-                    inputs.test,
-                    limit=config.test_limit,
-                    progress=progress,
-                    description="FP32 test",
+                fp32 = fp32_test_accuracy(
+                    inputs.original, inputs.test, config.test_limit, config.reuse_dir, progress
                 )
             with timer.phase("integer_test"):
                 # With the settings the allocation records, as its search measured it.

@@ -25,13 +25,13 @@ from capsnet_nncf_plugin.atomic_file import write_bytes_atomically, write_text_a
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.integer_format import check_bits
 from capsnet_nncf_plugin.errors import ConfigError, MissingFileError
-from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.export.onnx_export import quiet_torch_exporter
 from capsnet_nncf_plugin.fx import quantization_points, quantize_fx
 from capsnet_nncf_plugin.job.config import NO_SEARCH, SearchConfig
 from capsnet_nncf_plugin.job.inputs import JobInputs, load_inputs
 from capsnet_nncf_plugin.job.measurement import export_and_compare
 from capsnet_nncf_plugin.job.output import RunFolder
+from capsnet_nncf_plugin.job.reuse import fp32_test_accuracy
 from capsnet_nncf_plugin.job.search import search
 from capsnet_nncf_plugin.job.timing import PhaseTimer
 from capsnet_nncf_plugin.latency import median_latency_ms
@@ -164,8 +164,8 @@ def _run(config: RunConfig, folder: RunFolder, progress: bool) -> RunResult:
     test_images = len(inputs.test) if config.test_limit is None else min(config.test_limit, len(inputs.test))
 
     with timer.phase("fp32_evaluation"):
-        fp32 = evaluate_accuracy(
-            inputs.original, inputs.test, limit=config.test_limit, progress=progress, description="FP32"
+        fp32 = fp32_test_accuracy(
+            inputs.original, inputs.test, config.test_limit, config.reuse_dir, progress, description="FP32"
         )
 
     with warnings.catch_warnings():

@@ -8,6 +8,7 @@ from capsnet_nncf_plugin.allocation.defaults import weight_budget_for_reduction
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.job.config import SearchConfig
 from capsnet_nncf_plugin.job.inputs import JobInputs
+from capsnet_nncf_plugin.job.reuse import analysis_folder
 
 #: Bits in a megabyte (``--weight-memory-budget`` is in MB).
 BITS_PER_MB = 8e6
@@ -15,7 +16,7 @@ BITS_PER_MB = 8e6
 
 def analyze(inputs: JobInputs, config: SearchConfig, progress: bool, complete: bool = False) -> ErrorAnalysis:
     """The quantization-error analysis of the model, lazy (each entry measured when a method reads it)
-    unless ``complete``; kept in ``config.analysis_cache`` if set."""
+    unless ``complete``; kept in ``config.analysis_cache`` if set, else in the job's reuse folder."""
     return analyze_errors(
         inputs.model,
         analysis_batches(inputs.calibration, config.analysis_images),
@@ -24,6 +25,7 @@ def analyze(inputs: JobInputs, config: SearchConfig, progress: bool, complete: b
         progress=progress,
         lazy=not complete,
         cache=config.analysis_cache,
+        cache_folder=analysis_folder(config.reuse_dir),
     )
 
 

@@ -165,3 +165,31 @@ def test_quantize_writes_allocation_report_and_plots(checkpoint, tmp_path, capsy
 def test_quantize_rejects_an_unknown_method(checkpoint, tmp_path, capsys):
     assert main(["quantize", "--model", str(checkpoint), "--method", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown allocation method 'nope'" in capsys.readouterr().err
+
+
+def test_a_rerun_reuses_the_error_analysis_and_the_fp32_test_pass(checkpoint, tmp_path, monkeypatch):
+    from capsnet_nncf_plugin.job import reuse
+
+    passes = []
+    measure = reuse.evaluate_accuracy
+    monkeypatch.setattr(reuse, "evaluate_accuracy", lambda *a, **k: passes.append(1) or measure(*a, **k))
+    reused = tmp_path / "reused"
+
+    def quantize(tolerance: str, out: str) -> dict:
+        arguments = ["quantize", "--model", str(checkpoint), "--method", "uniform-8", "--calibration", "64"]
+        arguments += ["--tolerance", tolerance]
+        arguments += ["--analysis-images", "16", "--analysis-bits", "4", "8", "--validation-limit", "100"]
+        arguments += ["--limit", "100", "--reuse-dir", str(reused), "--out", str(tmp_path / out)]
+        assert main([*arguments, "--no-progress"]) == 0
+        return json.loads((tmp_path / out / "summary.json").read_text())
+
+    first = quantize("0.1", "first")
+    (analysis,) = (reused / "error-analysis").glob("*.json")
+    written = analysis.stat().st_mtime_ns
+    second = quantize("0.5", "second")  # another tolerance: the same analysis and FP32 pass
+    assert len(passes) == 1 and second["test"]["fp32_accuracy"] == first["test"]["fp32_accuracy"]
+    assert analysis.stat().st_mtime_ns == written  # read, nothing new measured
+    assert json.loads((tmp_path / "second" / "error_analysis.json").read_text())["errors"] == json.loads(
+        (tmp_path / "first" / "error_analysis.json").read_text()
+    )["errors"]
+    assert main(["quantize", "--model", str(checkpoint), "--reuse-dir", str(analysis), "--out", "x"]) == 2
