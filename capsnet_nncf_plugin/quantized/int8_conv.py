@@ -42,9 +42,12 @@ def _convolve(
     weight_zero_points: torch.Tensor,
     bias: torch.Tensor | None,
     conv: nn.Conv2d,
+    output: tuple[float, int] | None = None,
 ) -> torch.Tensor:
     """oneDNN's int8 convolution of ``uint8`` inputs (``zero_point``: the code of 0) with prepacked int8
-    weights (zero points 0): ``sums * input_scale * weight_scales[c] + bias[c]`` as float32, channels last."""
+    weights (zero points 0): ``sums * input_scale * weight_scales[c] + bias[c]`` as float32, channels last;
+    with ``output = (scale, zero_point)``, those values as ``uint8`` codes on that grid instead."""
+    output_scale, output_zero_point = output if output is not None else (1.0, 0)
     return torch.ops.onednn.qconv2d_pointwise(
         inputs.contiguous(memory_format=torch.channels_last),
         input_scale,
@@ -57,9 +60,9 @@ def _convolve(
         list(conv.padding),
         list(conv.dilation),
         conv.groups,
-        1.0,
-        0,
-        torch.float32,
+        output_scale,
+        output_zero_point,
+        torch.float32 if output is None else torch.uint8,
         "none",
         [],
         "",
@@ -152,12 +155,18 @@ class Int8Conv2d:
         limit = weight_code_limit()
         return limit > 0 and int(codes.min()) >= -limit and int(codes.max()) <= limit - 1
 
-    def __call__(self, tensor: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | None:
+    def __call__(
+        self, tensor: torch.Tensor, bias: torch.Tensor | None, output: tuple[float, int] | None = None
+    ) -> torch.Tensor | None:
         """The convolution of the quantized ``tensor`` plus ``bias`` (float32, on the accumulator grid) as
         float32, or None when its container is not 8-bit.
 
         The int32 sums times the two powers of two, plus a bias on their grid, are exact float32 values
         where the layer's accumulator bound holds (the caller's condition): they are the float32 path's.
+        ``output = (scale, zero_point)``, a power of two and the code of 0: those values rounded onto that
+        grid, half to even, plus the zero point, saturated to ``uint8`` (oneDNN's requantization, one pass
+        instead of the five of rounding float32 values afterwards; exact, as the values it rounds are):
+        the codes of ``torch.quantize_per_tensor(values, scale, zero_point, torch.quint8)``.
         """
         zero_point = int(tensor.q_zero_point())
         if tensor.dtype == torch.quint8:
@@ -180,6 +189,7 @@ class Int8Conv2d:
             self.weight_zero_points,
             bias,
             self.conv,
+            output,
         )
         # The layers after a convolution reduce over its axes: they get the float32 path's layout.
         return values.contiguous()

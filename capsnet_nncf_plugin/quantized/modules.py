@@ -39,7 +39,7 @@ from capsnet_nncf_plugin.quantized.points import (
     routing_points,
     weight_point,
 )
-from capsnet_nncf_plugin.quantized.weights import QuantizedWeights, integer_weight_layer
+from capsnet_nncf_plugin.quantized.weights import IntegerWeightLayer, QuantizedWeights, integer_weight_layer
 
 #: Squash computes at this width, then rounds to the output format: capsules whose components stay well
 #: below 1 (primary capsules) get a finer exponent than the full (-1, 1) range would allow.
@@ -232,7 +232,13 @@ class QuantizedLayer(QuantizedModule):
         return torch.relu(result) if self.relu else result
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        return fast_carrier(self.output_quantizer, self.compute(self._input(tensor)))
+        narrowed = self._input(tensor)
+        if isinstance(self.weighted, IntegerWeightLayer):
+            # Where the int8 kernel runs, it also rounds onto the output grid: the same codes, one pass.
+            fused = self.weighted.output_carrier(narrowed, self.output_quantizer, self.relu)
+            if fused is not None:
+                return fused
+        return fast_carrier(self.output_quantizer, self.compute(narrowed))
 
     def points(self, name: str) -> list[QuantizationPoint]:
         points = [] if self.weights is None else [weight_point(self.weights, f"{name}.weight")]

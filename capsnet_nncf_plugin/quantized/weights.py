@@ -29,8 +29,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from capsnet_nncf_plugin.core.integer_format import quant_range
+from capsnet_nncf_plugin.core.integer_format import carrier_encoding, quant_range
 from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
+from capsnet_nncf_plugin.core.torch_types import TORCH_QUANTIZED_DTYPES
 from capsnet_nncf_plugin.nn import VoteTransform
 from capsnet_nncf_plugin.quantized.carrier import exponent_of_scale, values_and_exponent
 from capsnet_nncf_plugin.quantized.int8_conv import Int8Conv2d
@@ -248,8 +249,45 @@ class IntegerWeightLayer(nn.Module):
             return nn.functional.linear(values, weights, bias)
         return self.layer._conv_forward(values, weights, bias)
 
+    def output_carrier(
+        self, tensor: torch.Tensor, output: PowerOfTwoQuantizer, relu: bool = False
+    ) -> torch.Tensor | None:
+        """The layer's output (after ``relu`` if set) already in ``output``'s format, as its carrier: what
+        ``fast_carrier(output, relu(self(tensor)))`` returns, bit for bit, from the int8 kernel with the
+        rounding onto ``output``'s grid fused into it. None where that kernel does not apply, or the format
+        is not an 8-bit per-tensor one.
+
+        ReLU and the format's narrower range are one clamp of the codes: rounding is monotone and keeps 0.
+        """
+        if not tensor.is_quantized or output.axis is not None or output.bits > 8:
+            return None
+        encoding = carrier_encoding(output.bits, output.signed)
+        kernel = self._int8_kernel()
+        if TORCH_QUANTIZED_DTYPES[encoding.container] != torch.quint8 or not kernel:
+            return None
+        exponent = exponent_of_scale(float(tensor.q_scale()), "input")
+        bias_codes = bias = None
+        if self.bias is not None:
+            bias_codes, bias = self._grid_bias(exponent)
+        if self.bound.plan(tensor, bias_codes)[0] != FLOAT32:
+            return None
+        scale, zero_point = 2.0**output.exponent, encoding.zero_point
+        codes = kernel(tensor, None if bias is None else bias.float(), (scale, zero_point))
+        if codes is None:
+            return None
+        low, high = quant_range(output.bits, output.signed)
+        low = max(low, 0) if relu else low
+        if (low + zero_point, high + zero_point) != (0, 255):
+            codes = codes.clamp_(low + zero_point, high + zero_point)
+        return torch._make_per_tensor_quantized_tensor(codes, scale, zero_point)
+
     def _int8_values(self, tensor: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | None:
         """The layer's output on the int8 kernel; None where that does not apply."""
+        kernel = self._int8_kernel()
+        return kernel(tensor, bias) if kernel else None
+
+    def _int8_kernel(self) -> Int8Conv2d | bool:
+        """The int8 kernel of the current codes; False where it does not apply."""
         codes = self.weights.codes
         version = (codes.data_ptr(), codes._version)
         if self._int8 is None or self._int8[0] != version:
@@ -258,8 +296,7 @@ class IntegerWeightLayer(nn.Module):
                 scales = torch.pow(2.0, self.weights.channel_exponents(codes.shape[0]).double())
                 kernel = Int8Conv2d(self.layer, codes, scales)
             self._int8 = (version, kernel)
-        kernel = self._int8[1]
-        return kernel(tensor, bias) if kernel else None
+        return self._int8[1]
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
         if not tensor.is_quantized:  # float values: no grid, nothing to keep exact

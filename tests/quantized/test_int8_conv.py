@@ -7,7 +7,9 @@ import torch
 from integer_codes import carrier_of, exact_values, int64_conv, layer_with_codes, random_codes
 from torch import nn
 
+from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
 from capsnet_nncf_plugin.quantized import int8_conv
+from capsnet_nncf_plugin.quantized.modules import fast_carrier
 from capsnet_nncf_plugin.quantized.weights import FLOAT32
 
 LIMIT = int8_conv.weight_code_limit()
@@ -142,3 +144,63 @@ def test_a_copied_layer_packs_its_weights_again_and_computes_the_same():
     with torch.no_grad():  # new codes (as load_state_dict copies them in) get a new kernel
         layer.weights.codes.neg_()
     assert not torch.equal(layer(tensor), first)
+
+
+@needs_int8
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize(
+    ("bits", "signed", "exponent"),
+    [
+        (8, False, -6),
+        (8, True, -7),
+        (5, False, -4),
+        (4, True, -5),
+        (2, True, -3),
+        (8, True, 3),
+        (8, True, -10),
+    ],
+)
+def test_the_fused_requantization_gives_the_codes_of_rounding_afterwards(bits, signed, exponent, relu):
+    """oneDNN rounds onto the output grid half to even and saturates as ``fast_carrier`` does: codes beyond
+    a narrow format's range, ReLU's zero and (exponent -10, one above the accumulator's -11, with small
+    codes so that the sums stay in range) ties are all in these outputs."""
+    generator = torch.Generator().manual_seed(bits * 10 + exponent + 100 * relu)
+    conv = nn.Conv2d(16, 8, 3, padding=1, bias=exponent != -10)
+    small = exponent == -10
+    weight_codes = random_codes(conv.weight.shape, 2 if small else 7, True, generator)
+    layer = layer_with_codes(conv, weight_codes, 7, [-8] * 8)
+    input_codes = random_codes((3, 16, 10, 10), 3 if small else 8, True, generator)
+    tensor = carrier_of(input_codes, 8, True, -3)
+    output = PowerOfTwoQuantizer(bits, signed, exponent)
+
+    fused = layer.output_carrier(tensor, output, relu)
+
+    values = layer(tensor)
+    expected = fast_carrier(output, torch.relu(values) if relu else values)
+    assert fused is not None and fused.dtype == torch.quint8
+    assert (fused.q_scale(), fused.q_zero_point()) == (expected.q_scale(), expected.q_zero_point())
+    assert torch.equal(fused.int_repr(), expected.int_repr())
+    if small:  # ties inside the range were rounded, both ways
+        scaled = values.double() * 2.0**-exponent
+        ties = (scaled - scaled.floor() == 0.5) & (scaled.abs() < 127)
+        assert int(ties.sum()) > 100
+
+
+@needs_int8
+def test_the_fused_requantization_declines_what_it_cannot_compute():
+    generator = torch.Generator().manual_seed(5)
+    conv = nn.Conv2d(4, 2, 3, padding=1)
+    layer = layer_with_codes(conv, random_codes(conv.weight.shape, 6, True, generator), 6, [-8, -8])
+    tensor = carrier_of(random_codes((1, 4, 6, 6), 8, False, generator), 8, False, -2)
+    assert layer.output_carrier(tensor, PowerOfTwoQuantizer(9, True, -4)) is None  # not an 8-bit carrier
+    assert layer.output_carrier(tensor.dequantize(), PowerOfTwoQuantizer(8, True, -4)) is None
+    wide = carrier_of(random_codes((1, 4, 6, 6), 12, False, generator), 12, False, -2)
+    assert layer.output_carrier(wide, PowerOfTwoQuantizer(8, True, -4)) is None  # 12-bit input
+
+
+def test_no_fused_requantization_without_the_int8_kernel(float32_only):
+    generator = torch.Generator().manual_seed(5)
+    conv = nn.Conv2d(4, 2, 3, padding=1)
+    layer = layer_with_codes(conv, random_codes(conv.weight.shape, 6, True, generator), 6, [-8, -8])
+    tensor = carrier_of(random_codes((1, 4, 6, 6), 8, False, generator), 8, False, -2)
+    assert layer.output_carrier(tensor, PowerOfTwoQuantizer(8, True, -4)) is None
