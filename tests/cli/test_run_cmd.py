@@ -189,7 +189,8 @@ def test_a_rerun_reuses_the_error_analysis_and_the_fp32_test_pass(checkpoint, tm
     second = quantize("0.5", "second")  # another tolerance: the same analysis and FP32 pass
     assert len(passes) == 1 and second["test"]["fp32_accuracy"] == first["test"]["fp32_accuracy"]
     assert analysis.stat().st_mtime_ns == written  # read, nothing new measured
-    assert json.loads((tmp_path / "second" / "error_analysis.json").read_text())["errors"] == json.loads(
-        (tmp_path / "first" / "error_analysis.json").read_text()
-    )["errors"]
+    assert (
+        json.loads((tmp_path / "second" / "error_analysis.json").read_text())["errors"]
+        == json.loads((tmp_path / "first" / "error_analysis.json").read_text())["errors"]
+    )
     assert main(["quantize", "--model", str(checkpoint), "--reuse-dir", str(analysis), "--out", "x"]) == 2
