@@ -12,6 +12,11 @@ and search seconds the report gives, the memory reductions and the test-set loss
 run (sampled every 5 s: ``capsq`` uses every core, so a load above the core count means the run shared them),
 the commit that measured it and the date.
 
+Each run starts with an empty ``--reuse-dir`` of its own (what a first run on a machine costs, whatever the
+plugin's cache holds). Unless ``--first-run-only``, the same command then runs again with that folder: the
+``rerun`` columns, what an engineer trying another method or tolerance on the model waits (the error
+analysis and the FP32 test pass read back, job/reuse.py). Code older than ``--reuse-dir`` gets no rerun.
+
 ``--before REF`` also times the package of commit ``REF`` (``git archive`` into a temporary folder, run with
 this environment) right before each row, so that the pair is measured on one machine minutes apart; rows
 already recorded for the same code are not measured again (``--fresh`` re-measures them). The table puts
@@ -128,12 +133,17 @@ class LoadSampler:
         self._thread.join()
 
 
-def run_quantize(model: str, method: str, extra: list[str], tree: Path | None) -> dict[str, Any]:
-    """One ``capsq quantize`` run, timed; what its summary.json reports."""
+def run_quantize(
+    model: str, method: str, extra: list[str], tree: Path | None, reuse: Path | None = None
+) -> dict[str, Any]:
+    """One ``capsq quantize`` run, timed; what its summary.json reports. ``reuse``: its ``--reuse-dir``
+    (None: the code predates it)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "report"
         selection = [COMPARE] if method == COMPARE else ["--method", method]
         arguments = ["quantize", "--model", model, *selection, "--out", str(out), "--no-progress", *extra]
+        if reuse is not None:
+            arguments += ["--reuse-dir", str(reuse)]
         if tree is None:
             command = [sys.executable, "-m", "capsnet_nncf_plugin.cli", *arguments]
         else:
@@ -162,6 +172,26 @@ def run_quantize(model: str, method: str, extra: list[str], tree: Path | None) -
         "load_max": max(load.samples, default=None),
         "measured": datetime.datetime.now().isoformat(timespec="minutes"),
     }
+
+
+def time_runs(
+    model: str, method: str, extra: list[str], tree: Path | None, first_run_only: bool
+) -> dict[str, Any]:
+    """A first run with an empty reuse folder and, unless ``first_run_only``, a rerun with it (``rerun``:
+    its seconds, phases and whether it chose the same allocation)."""
+    source = ROOT if tree is None else tree
+    if not (source / "capsnet_nncf_plugin" / "job" / "reuse.py").exists():  # code before --reuse-dir
+        return run_quantize(model, method, extra, tree)
+    with tempfile.TemporaryDirectory() as reuse:
+        row = run_quantize(model, method, extra, tree, Path(reuse))
+        if not first_run_only:
+            again = run_quantize(model, method, extra, tree, Path(reuse))
+            row["rerun"] = {
+                "seconds": again["seconds"],
+                "phases": again["phases"],
+                "same": again["layers"] == row["layers"],
+            }
+    return row
 
 
 class Record:
@@ -225,14 +255,16 @@ def markdown(data: dict[str, Any], command: str) -> str:
         "is the code of the commit named in its column, `after` this one's; `load` is the 1-minute load",
         "average over the run (mean / max; above the core count the run shared the cores). `evals`: the",
         "candidate allocations evaluated; `same`: whether both chose the same allocation; `phases`: where",
-        "the job's time went, as its summary.json reports it (total of the phases, then each).",
+        "the job's time went, as its summary.json reports it (total of the phases, then each). Each run",
+        "starts with an empty `--reuse-dir`; `rerun`: the same command once more with that folder, which",
+        "reads back the error analysis and the FP32 test pass.",
         "",
         *(f"CPU: {cpu}" for cpu in cpus),
         "",
         "| model | method | before s | before evals | after s | after evals | speed-up | search s | "
         "weights x | activations x | test loss pp | same | load | before code | after code | measured | "
-        "phases |",
-        "| --- | --- " + "| ---: " * 9 + "| --- " * 6 + "|",
+        "phases | rerun s | rerun phases |",
+        "| --- | --- " + "| ---: " * 9 + "| --- " * 6 + "| ---: | --- |",
     ]
     for (model, method), sides in sorted(pairs.items()):
         before, after = sides.get("before"), sides.get("after")
@@ -264,6 +296,8 @@ def markdown(data: dict[str, Any], command: str) -> str:
             (after or {}).get("code", "-"),
             shown.get("measured", "-"),
             PhaseTimer(dict(shown["phases"])).describe() if shown.get("phases") else "-",
+            _cell(shown.get("rerun"), "seconds", ".0f"),
+            PhaseTimer(dict(shown["rerun"]["phases"])).describe() if shown.get("rerun") else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -283,6 +317,9 @@ def main() -> None:
     parser.add_argument("--before", metavar="REF", help="also time the package of this commit")
     parser.add_argument("--markdown", type=Path, help="keep the rows in PATH.json and render them to PATH")
     parser.add_argument("--fresh", action="store_true", help="re-measure rows the record has")
+    parser.add_argument(
+        "--first-run-only", action="store_true", help="skip the rerun that reads back the reused measurements"
+    )
     parser.add_argument("extra", nargs="*", help="options passed on to capsq quantize (after --)")
     args = parser.parse_args()
     models = args.model or [f"zoo:{name}" for name in ZOO]
@@ -299,7 +336,8 @@ def main() -> None:
                     if record.get(model, method, side, code):
                         print(f"{model} {method} {side}: recorded for {code} already (--fresh re-measures)")
                         continue
-                    row = {**run_quantize(model, method, args.extra, tree), "side": side, "code": code}
+                    row = {**time_runs(model, method, args.extra, tree, args.first_run_only)}
+                    row.update(side=side, code=code)
                     record.add(model, method, side, row, cpu)
                     load = f"load {row['load_mean']:.1f} / {row['load_max']:.1f}"
                     print(

@@ -49,7 +49,12 @@ def test_one_row_times_capsq_quantize_and_renders_the_table(untrained_mnist_chec
     assert "CPU: " in table and "--method uniform-8" in table
     # The job's own phases: where its seconds went.
     assert {"error_analysis", "search:uniform-8", "fp32_test", "integer_test"} <= set(row["phases"])
-    assert cells[-1].startswith(f"{sum(row['phases'].values()):.0f} s: loading ")
+    assert cells[16].startswith(f"{sum(row['phases'].values()):.0f} s: loading ")
+    # The rerun reads back the error analysis and the FP32 test pass: the same answer, those phases cheap.
+    rerun = row["rerun"]
+    assert rerun["same"] and cells[17] == f"{rerun['seconds']:.0f}"
+    assert rerun["phases"]["fp32_test"] < row["phases"]["fp32_test"]
+    assert rerun["phases"]["error_analysis"] < row["phases"]["error_analysis"]
 
 
 def test_the_table_puts_before_and_after_side_by_side():
@@ -91,7 +96,11 @@ def test_the_table_puts_before_and_after_side_by_side():
     rows["m x after"]["phases"] = {"error_analysis": 60.0, "search:x": 200.0, "integer_test": 40.0}
     table = search_speed.markdown({"rows": rows}, "python benchmarks/search_speed.py")
     line = next(line for line in table.splitlines() if line.startswith("| m | x |"))
-    assert line.endswith("| 300 s: error analysis 60 s, search:x 200 s, integer test 40 s |")
+    assert line.endswith("| 300 s: error analysis 60 s, search:x 200 s, integer test 40 s | - | - |")
+    rows["m x after"]["rerun"] = {"seconds": 210.0, "phases": {"search:x": 190.0, "integer_test": 20.0}}
+    table = search_speed.markdown({"rows": rows}, "python benchmarks/search_speed.py")
+    line = next(line for line in table.splitlines() if line.startswith("| m | x |"))
+    assert line.endswith("| 210 | 210 s: search:x 190 s, integer test 20 s |")
 
 
 def test_a_row_remeasured_by_other_code_keeps_the_old_search_cost_as_before():
