@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -56,4 +57,17 @@ def model_code_digest(model: torch.nn.Module) -> str:
                 digest.update(source.read())
         except OSError:
             digest.update(path.encode())
+    return digest.hexdigest()
+
+
+def measurement_fingerprint(
+    model: torch.nn.Module, tensors: Iterable[tuple[str, torch.Tensor]], described: object
+) -> str:
+    """What a measurement of ``model`` depends on, hashed (SHA-256): ``described`` (JSON: the kind of
+    measurement, its settings and layout version), the model's code, its parameters and buffers, then
+    ``tensors`` (the images it ran on)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(described).encode())
+    digest.update(model_code_digest(model).encode())
+    update_with_tensors(digest, [*model.state_dict().items(), *tensors])
     return digest.hexdigest()

@@ -25,6 +25,7 @@ from capsnet_nncf_plugin.capture import ensure_captured
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.evaluation import iterate_batches
+from capsnet_nncf_plugin.measurement_store import MeasurementStore
 from capsnet_nncf_plugin.quantized import quantization_points
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def allocate(
     progress: bool = False,
     criterion: str = DEFAULT_CRITERION,
     fast: bool = True,
+    store: MeasurementStore | None = None,
 ) -> BitAllocation:
     """Per-layer bits for ``model`` that lose at most ``tolerance`` percentage points of validation accuracy.
 
@@ -81,6 +83,7 @@ def allocate(
     ``analysis_seconds`` (the error analysis) and ``search_seconds`` (everything else).
     ``fast``: evaluate candidates with the native kernels and the prefix cache (``evaluator.py``); the same
     decisions as ``False``, which runs each candidate's torch integer model as it is.
+    ``store``: keeps FP32's pass over the validation images for the next search (``job/reuse.py``).
     """
     if tolerance < 0:
         raise ValueError(f"tolerance is in percentage points and must be >= 0, got {tolerance}")
@@ -105,6 +108,7 @@ def allocate(
         limit=validation_limit,
         criterion=criterion,
         fast=fast,
+        store=store,
     )
     if weight_memory_budget is None and weight_reduction is not None:
         weight_memory_budget = weight_budget_for_reduction(model, weight_reduction)

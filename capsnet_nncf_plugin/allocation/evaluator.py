@@ -50,8 +50,9 @@ from capsnet_nncf_plugin.allocation.prefix_cache import PrefixCache, PrefixRunne
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.evaluation import EVALUATION_BATCH, accuracy_of, iterate_batches
-from capsnet_nncf_plugin.fingerprint import tensor_digest
+from capsnet_nncf_plugin.fingerprint import measurement_fingerprint, tensor_digest
 from capsnet_nncf_plugin.fx import SharedCalibration, quantize_fx
+from capsnet_nncf_plugin.measurement_store import MeasurementStore
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ PREFIX_CACHE_BYTES = 512 * 2**20
 CANDIDATES_PER_CACHE = 5
 
 CRITERIA = ("losses", "accuracy", "accuracy-margin")
+#: The store's kind of FP32's predictions and margins on the validation images, and its layout version.
+FP32_VALIDATION = "fp32-validation"
+FP32_VALIDATION_FORMAT = 1
 #: The share of the tolerance ``accuracy-margin`` lets the validation images spend.
 MARGIN_SHARE = 0.5
 
@@ -88,21 +92,52 @@ def check_criterion(criterion: str) -> str:
 
 @torch.no_grad()
 def fp32_pass(
-    model: torch.nn.Module, dataset: Dataset, batch_size: int, limit: int | None
+    model: torch.nn.Module,
+    dataset: Dataset,
+    batch_size: int,
+    limit: int | None,
+    store: MeasurementStore | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """FP32's predictions on the first ``limit`` images, their labels, FP32's margins (top score minus the
-    second) and the images, all in the dataset's order."""
-    predictions, labels, margins, images = [], [], [], []
-    for batch_images, batch_labels in iterate_batches(dataset, batch_size, limit):
-        scores = model(batch_images)
+    second) and the images, all in the dataset's order. ``store``: predictions and margins read back
+    from it when kept for the same model, code and images, and kept in it otherwise."""
+    batches = list(iterate_batches(dataset, batch_size, limit))
+    if not batches:
+        raise ValueError("cannot evaluate on an empty dataset")
+    images = torch.cat([batch for batch, _ in batches])
+    labels = torch.cat([batch_labels for _, batch_labels in batches])
+    fingerprint = None
+    if store is not None:
+        described = [FP32_VALIDATION, FP32_VALIDATION_FORMAT, batch_size]
+        fingerprint = measurement_fingerprint(model, [("images", images), ("labels", labels)], described)
+        kept = store.read_tensors(FP32_VALIDATION, fingerprint)
+        if kept is not None and _fits(kept, len(labels)):
+            logger.info("FP32 on the %d validation images: read back (--reuse-dir)", len(labels))
+            return kept["predictions"], labels, kept["margins"], images
+    predictions, margins = [], []
+    for start in range(0, len(images), batch_size):
+        scores = model(images[start : start + batch_size])
         top = scores.topk(min(2, scores.shape[1]), dim=1).values
         predictions.append(scores.argmax(dim=1))
         margins.append(top[:, 0] - top[:, -1])
-        labels.append(batch_labels)
-        images.append(batch_images)
-    if not labels:
-        raise ValueError("cannot evaluate on an empty dataset")
-    return torch.cat(predictions), torch.cat(labels), torch.cat(margins), torch.cat(images)
+    predictions, margins = torch.cat(predictions), torch.cat(margins)
+    if fingerprint is not None:
+        store.write_tensors(FP32_VALIDATION, fingerprint, {"predictions": predictions, "margins": margins})
+    return predictions, labels, margins, images
+
+
+def _fits(kept: dict[str, torch.Tensor], count: int) -> bool:
+    """Whether kept FP32 results are predictions and margins of ``count`` images."""
+    predictions, margins = kept.get("predictions"), kept.get("margins")
+    return (
+        predictions is not None
+        and margins is not None
+        and predictions.shape == (count,)
+        and margins.shape == (count,)
+        and predictions.dtype == torch.int64
+        and margins.dtype.is_floating_point
+        and bool(torch.isfinite(margins).all())
+    )
 
 
 @dataclass
@@ -149,7 +184,8 @@ class AccuracyEvaluator:
     ``evaluations`` counts the distinct ones. ``fast``: native kernels and the prefix cache (module doc);
     ``False`` runs each candidate's torch integer model as it is, on every batch it evaluates (the same
     predictions, bit for bit). ``prefix_cache_bytes``: the cache's budget. ``share``: take and leave the
-    state of an evaluator of the same model, calibration and validation images (module doc).
+    state of an evaluator of the same model, calibration and validation images (module doc). ``store``:
+    where FP32's pass over the validation images is kept across runs (``fp32_pass``).
     """
 
     def __init__(
@@ -164,6 +200,7 @@ class AccuracyEvaluator:
         fast: bool = True,
         prefix_cache_bytes: int = PREFIX_CACHE_BYTES,
         share: bool = True,
+        store: MeasurementStore | None = None,
     ) -> None:
         self.model = model.eval()
         self.calibration = list(calibration_batches)
@@ -176,6 +213,7 @@ class AccuracyEvaluator:
         self.criterion = check_criterion(criterion)
         self.fast = fast
         self.prefix_cache_bytes = prefix_cache_bytes
+        self.store = store
         self.cache: dict[tuple, Measurement] = {}
         self._latest: tuple[tuple, torch.fx.GraphModule] | None = None
         self.evaluations = 0
@@ -203,7 +241,7 @@ class AccuracyEvaluator:
 
     def _new_state(self) -> SharedState:
         predictions, labels, margins, images = fp32_pass(
-            self.model, self.validation, self.batch_size, self.limit
+            self.model, self.validation, self.batch_size, self.limit, self.store
         )
         order = torch.sort(margins, stable=True).indices
         return SharedState(predictions, labels, order, images[order], anchors=(self.model, self.validation))

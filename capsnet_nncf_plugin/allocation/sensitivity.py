@@ -26,7 +26,6 @@ fingerprint reads its entries back instead of measuring them (a DeepCaps analysi
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import math
@@ -45,7 +44,7 @@ from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.core.bit_widths import ROUTING_TENSORS, LayerBits, RoutingBits, routing_entries
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
-from capsnet_nncf_plugin.fingerprint import model_code_digest, update_with_tensors
+from capsnet_nncf_plugin.fingerprint import measurement_fingerprint
 from capsnet_nncf_plugin.fx.calibration import CalibrationStatistics, calibrate
 from capsnet_nncf_plugin.fx.observed import observe, to_quantized
 from capsnet_nncf_plugin.fx.qconfig import make_qconfig
@@ -457,15 +456,11 @@ def analysis_fingerprint(
 ) -> str:
     """What an analysis's entries depend on: the model's code, parameters and buffers, the calibration
     images and the settings, hashed."""
-    digest = hashlib.sha256()
     described = [candidate_bits, settings.clip, settings.bias_correction, CACHE_FORMAT]
     # Appended only when it differs from the default, so caches written before GPTQ existed stay valid.
     if settings.weight_rounding != "nearest":
         described.append(settings.weight_rounding)
-    digest.update(json.dumps(described).encode())
-    digest.update(model_code_digest(model).encode())
-    update_with_tensors(digest, [*model.state_dict().items(), *(("batch", batch) for batch in batches)])
-    return digest.hexdigest()
+    return measurement_fingerprint(model, (("batch", batch) for batch in batches), described)
 
 
 def _capture_fp32(

@@ -1,31 +1,31 @@
-"""Measurements a rerun reuses: the error analysis and the FP32 test accuracy, kept under ``--reuse-dir``.
+"""Measurements a rerun reuses, kept under ``--reuse-dir``: the error analysis, FP32's accuracy on the test
+images and FP32's predictions on the validation images.
 
 An engineer runs ``capsq quantize`` again and again on one model (another ``--method``, another
-``--tolerance``). Two of its phases give the same answer every time and cost more than many searches on
-DeepCaps (docs/search-speed.md): the complete error analysis and the FP32 pass over the test split. Each is
-kept in a file named by the fingerprint of everything it depends on (:mod:`capsnet_nncf_plugin.fingerprint`:
-the model's code and weights, the images, the settings), so a changed input is a new file and never a
-stale answer. ``--reuse-dir none`` measures both afresh.
+``--tolerance``). Those three give the same answer every time, and on DeepCaps they cost more than many
+searches (docs/search-speed.md). Each is kept in a file named by the fingerprint of everything it depends
+on (:mod:`capsnet_nncf_plugin.fingerprint`: the model's code and weights, the images, the settings), so a
+changed input is a new file and never a stale answer. ``--reuse-dir none`` measures all of them afresh.
 
-The folder: ``DIR/error-analysis/<fingerprint>.json`` (``analyze_errors``' cache files) and
-``DIR/fp32-test/<fingerprint>.json``.
+The folder (:class:`~capsnet_nncf_plugin.measurement_store.MeasurementStore`):
+``DIR/error-analysis/<fingerprint>.json`` (``analyze_errors``' cache files), ``DIR/fp32-test/...json`` and
+``DIR/fp32-validation/...pt`` (the allocation evaluator's).
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
 import logging
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
-from capsnet_nncf_plugin.atomic_file import write_text_atomically
+from capsnet_nncf_plugin.core.real_numbers import is_finite_number
 from capsnet_nncf_plugin.data.cache import cache_dir
 from capsnet_nncf_plugin.evaluation import EVALUATION_BATCH, evaluate_accuracy
-from capsnet_nncf_plugin.fingerprint import model_code_digest, update_with_tensors
+from capsnet_nncf_plugin.fingerprint import measurement_fingerprint
+from capsnet_nncf_plugin.measurement_store import MeasurementStore
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 AUTOMATIC = "auto"
 #: Version of the FP32 file layout; a file of another version is measured over.
 FP32_FORMAT = 1
+#: The store's kind of the FP32 test accuracies.
+FP32_TEST = "fp32-test"
 
 
 def automatic_folder() -> Path:
@@ -59,13 +61,14 @@ def fp32_fingerprint(model: torch.nn.Module, dataset: Dataset, count: int, batch
     images, labels = getattr(dataset, "images", None), getattr(dataset, "labels", None)
     if not (isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)):
         return None
-    digest = hashlib.sha256()
-    digest.update(json.dumps([FP32_FORMAT, count, batch_size, model_code_digest(model)]).encode())
-    update_with_tensors(
-        digest,
-        [*model.state_dict().items(), ("images", images[:count]), ("labels", labels[:count])],
-    )
-    return digest.hexdigest()
+    tensors = [("images", images[:count]), ("labels", labels[:count])]
+    return measurement_fingerprint(model, tensors, [FP32_TEST, FP32_FORMAT, count, batch_size])
+
+
+def store_of(reuse_dir: str | None) -> MeasurementStore | None:
+    """The store of ``--reuse-dir``; None when nothing is reused."""
+    folder = reuse_folder(reuse_dir)
+    return None if folder is None else MeasurementStore(folder)
 
 
 def fp32_test_accuracy(
@@ -79,30 +82,22 @@ def fp32_test_accuracy(
     """``evaluate_accuracy(model, dataset, limit=limit)``, read from ``reuse_dir`` when it was measured
     before on the same model, code and images, and kept there otherwise."""
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    folder = reuse_folder(reuse_dir)
-    fingerprint = None if folder is None else fp32_fingerprint(model, dataset, count, EVALUATION_BATCH)
-    path = None if fingerprint is None else folder / "fp32-test" / f"{fingerprint}.json"
-    if path is not None and path.exists():
-        try:
-            kept = json.loads(path.read_text())
-            accuracy = float(kept["accuracy"])
-            if kept.get("format") == FP32_FORMAT and kept.get("images") == count and 0 <= accuracy <= 100:
-                logger.info("%s: %.2f %% on %d images, read from %s", description, accuracy, count, path)
-                return accuracy
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            logger.warning("ignoring the kept FP32 accuracy %s (%s); measuring afresh", path, error)
+    store = store_of(reuse_dir)
+    fingerprint = None if store is None else fp32_fingerprint(model, dataset, count, EVALUATION_BATCH)
+    kept = None if fingerprint is None else store.read_json(FP32_TEST, fingerprint)
+    if kept is not None:
+        accuracy = kept.get("accuracy")
+        if kept.get("format") == FP32_FORMAT and kept.get("images") == count and is_percentage(accuracy):
+            logger.info("%s: %.2f %% on %d images, read back (--reuse-dir)", description, accuracy, count)
+            return float(accuracy)
+        logger.warning("ignoring a kept FP32 accuracy of another layout; measuring afresh")
     accuracy = evaluate_accuracy(model, dataset, limit=limit, progress=progress, description=description)
-    if path is not None:
-        kept = {
-            "format": FP32_FORMAT,
-            "accuracy": accuracy,
-            "images": count,
-            "model": type(model).__qualname__,
-            "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        }
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomically(path, json.dumps(kept) + "\n")
-        except OSError as error:  # a read-only cache costs the next run this pass, nothing else
-            logger.warning("could not keep the FP32 accuracy in %s (%s)", path, error)
+    if fingerprint is not None:
+        measured = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        document = {"format": FP32_FORMAT, "accuracy": accuracy, "images": count, "measured": measured}
+        store.write_json(FP32_TEST, fingerprint, {**document, "model": type(model).__qualname__})
     return accuracy
+
+
+def is_percentage(value: object) -> bool:
+    return is_finite_number(value) and 0 <= value <= 100

@@ -8,7 +8,7 @@ from capsnet_nncf_plugin.allocation.defaults import weight_budget_for_reduction
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.job.config import SearchConfig
 from capsnet_nncf_plugin.job.inputs import JobInputs
-from capsnet_nncf_plugin.job.reuse import analysis_folder
+from capsnet_nncf_plugin.job.reuse import analysis_folder, store_of
 
 #: Bits in a megabyte (``--weight-memory-budget`` is in MB).
 BITS_PER_MB = 8e6
@@ -50,6 +50,7 @@ def search(
         analysis=analysis if analysis is not None else analyze(inputs, config, progress),
         progress=progress,
         criterion=config.criterion,
+        store=store_of(config.reuse_dir),
     )
 
 

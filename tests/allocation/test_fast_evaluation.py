@@ -18,6 +18,7 @@ from capsnet_nncf_plugin.allocation.prefix_cache import PrefixCache, PrefixRunne
 from capsnet_nncf_plugin.core import BitAllocation, RoutingBits
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 from capsnet_nncf_plugin.fx import SharedCalibration
+from capsnet_nncf_plugin.measurement_store import MeasurementStore
 from capsnet_nncf_plugin.ops import RoutingQuantization, int_dynamic_routing, int_squash
 
 
@@ -145,6 +146,26 @@ def test_a_second_evaluator_of_the_same_inputs_shares_predictions_and_measuremen
     assert second.evaluations == 1 and second.images_evaluated == 0  # counted for its search, not run again
     third = AccuracyEvaluator(model, calibration, dataset_of(model, count=100, seed=6))  # other images
     assert fp32_passes == [1] and third.state is not first.state
+
+
+def test_fp32_on_the_validation_images_is_read_back_from_the_store(tmp_path):
+    model = tiny_capsnet()
+    calibration = [tiny_images(32, seed=2)]
+    validation = dataset_of(model, count=100)
+    store = MeasurementStore(tmp_path)
+    first = AccuracyEvaluator(model, calibration, validation, share=False, store=store)
+    calls = []
+    model.register_forward_hook(lambda *arguments: calls.append(1))
+    second = AccuracyEvaluator(model, calibration, validation, share=False, store=store)
+    assert calls == []  # not one FP32 forward: read back
+    for name in ("fp32_predictions", "labels", "order", "images"):
+        assert torch.equal(getattr(second.state, name), getattr(first.state, name)), name
+    names = [layer.name for layer in quantizable_layers(model)]
+    assert second.measure(BitAllocation.uniform(names)) == first.measure(BitAllocation.uniform(names))
+    with torch.no_grad():
+        next(model.parameters()).mul_(1.5)  # other weights: measured again
+    AccuracyEvaluator(model, calibration, validation, share=False, store=store)
+    assert calls and len(list((tmp_path / "fp32-validation").glob("*.pt"))) == 2
 
 
 @pytest.mark.skipif(not native_kernels_available(), reason="the native custom-op library is not built")
