@@ -51,7 +51,8 @@ def write_markdown(
         "| --- | --- |",
         f"| FP32 test accuracy | {test['fp32_accuracy']:.2f} % |",
         f"| integer test accuracy | {test['accuracy']:.2f} % "
-        f"({test['accuracy'] - test['fp32_accuracy']:+.2f} pp, {test['images']} images) |",
+        f"({test['accuracy'] - test['fp32_accuracy']:+.2f} pp, {test['images']} images"
+        f"{', in ' + test['runtime'] if test.get('runtime') else ''}) |",
         f"| validation accuracy (search) | {info['validation_accuracy']:.2f} % "
         f"(FP32 {info['fp32_validation_accuracy']:.2f} %, {info['validation_images']} images) |",
         f"| weight memory reduction | {info['weight_reduction']:.2f}x |",

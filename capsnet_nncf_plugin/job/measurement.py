@@ -1,17 +1,23 @@
-"""Measuring an integer model as a job reports it: exported to QDQ ONNX and run in onnxruntime beside the
-torch model, on the test split."""
+"""Measuring an integer model as a job reports it, on the test split: exported to QDQ ONNX and run in
+onnxruntime beside the torch model (``capsq run``), or in onnxruntime alone where the torch model need not
+run (``capsq quantize``)."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
 from torch.utils.data import Dataset
 
 from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
-from capsnet_nncf_plugin.evaluation import Agreement, compare_classifiers
+from capsnet_nncf_plugin.errors import ExportError
+from capsnet_nncf_plugin.evaluation import Agreement, compare_classifiers, evaluate_accuracy
 from capsnet_nncf_plugin.export import ExportedModel, export_onnx
 from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
+from capsnet_nncf_plugin.runtime.library import NativeLibraryNotFoundError
+
+logger = logging.getLogger(__name__)
 
 
 def export_and_compare(
@@ -38,3 +44,35 @@ def export_and_compare(
             quantized, onnx_model, test, limit=limit, progress=progress, description=description
         )
     return exported, agreement, onnx_model
+
+
+def integer_test_accuracy(
+    quantized: torch.nn.Module,
+    example: torch.Tensor,
+    test: Dataset,
+    path: str | os.PathLike,
+    limit: int | None = None,
+    progress: bool = False,
+) -> tuple[float, str]:
+    """Test accuracy of the integer model and the runtime that measured it (``"onnxruntime"`` or
+    ``"torch"``).
+
+    In onnxruntime where the model exports (to ``path``) and the custom-op library loads: the same
+    integers as the torch model (the export checks its form against it bit for bit; tests and the
+    benchmarks compare both on every test image), twice as fast on DeepCaps (1.8x-2.1x at one thread each,
+    docs/search-speed.md). Else in torch with the native squash and routing, with a warning that says why.
+    """
+    try:
+        exported = export_onnx(quantized, example, path)
+        classifier = OnnxClassifier(InferenceSession(str(exported.path)))
+    except (ExportError, NativeLibraryNotFoundError) as error:
+        logger.warning("integer test in torch, not onnxruntime: %s", error)
+        with native_kernels():
+            accuracy = evaluate_accuracy(
+                quantized, test, limit=limit, progress=progress, description="integer test (torch)"
+            )
+        return accuracy, "torch"
+    accuracy = evaluate_accuracy(
+        classifier, test, limit=limit, progress=progress, description="integer test (onnxruntime)"
+    )
+    return accuracy, "onnxruntime"

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from capsnet_nncf_plugin.allocation import available_methods
-from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
 from capsnet_nncf_plugin.allocation.report import (
     plot_accuracy_vs_memory,
     plot_bits,
@@ -22,10 +21,10 @@ from capsnet_nncf_plugin.allocation.report import (
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.errors import ConfigError
-from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.fx import quantize_fx
 from capsnet_nncf_plugin.job.config import SearchConfig
 from capsnet_nncf_plugin.job.inputs import load_inputs
+from capsnet_nncf_plugin.job.measurement import integer_test_accuracy
 from capsnet_nncf_plugin.job.output import RunFolder
 from capsnet_nncf_plugin.job.reuse import fp32_test_accuracy
 from capsnet_nncf_plugin.job.search import analyze, search
@@ -94,18 +93,17 @@ def quantize(config: QuantizeConfig, progress: bool = True) -> QuantizeResult:
             with timer.phase("integer_test"):
                 # With the settings the allocation records, as its search measured it.
                 quantized = quantize_fx(inputs.model, inputs.calibration, allocation=allocation)
-                # The native squash and routing: the torch reference's integers, 10x faster on DeepCaps.
-                with native_kernels():
-                    accuracy = evaluate_accuracy(
-                        quantized,
-                        inputs.test,
-                        limit=config.test_limit,
-                        progress=progress,
-                        description="integer test",
-                    )
+                accuracy, runtime = integer_test_accuracy(
+                    quantized,
+                    inputs.example,
+                    inputs.test,
+                    folder.stage("model.onnx"),
+                    limit=config.test_limit,
+                    progress=progress,
+                )
         images = len(inputs.test) if config.test_limit is None else min(config.test_limit, len(inputs.test))
         result = QuantizeResult(allocation, fp32, accuracy, images, results, timer.seconds)
-        test_summary = {"fp32_accuracy": fp32, "accuracy": accuracy, "images": images}
+        test_summary = {"fp32_accuracy": fp32, "accuracy": accuracy, "images": images, "runtime": runtime}
         comparison = result.comparison()
         title = f"capsq quantize: {config.model}"
         write_markdown(

@@ -135,6 +135,8 @@ def test_quantize_writes_allocation_report_and_plots(checkpoint, tmp_path, capsy
     assert set(allocation["layers"]) == {"conv1", "primary_caps", "class_caps"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test"]["images"] == 100
+    # Measured in onnxruntime on the exported integer model, which the report folder keeps.
+    assert summary["test"]["runtime"] == "onnxruntime" and (out / "model.onnx").stat().st_size > 0
     # Where the job's time went, phase by phase, in the summary and in report.md.
     phases = ["loading", "error_analysis", "search:uniform-8", "fp32_test", "integer_test"]
     assert list(summary["seconds"]) == phases and all(value > 0 for value in summary["seconds"].values())
