@@ -14,10 +14,19 @@ from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
 from capsnet_nncf_plugin.errors import ExportError
 from capsnet_nncf_plugin.evaluation import Agreement, compare_classifiers, evaluate_accuracy
 from capsnet_nncf_plugin.export import ExportedModel, export_onnx
+from capsnet_nncf_plugin.job.inputs import JobInputs
 from capsnet_nncf_plugin.runtime import InferenceSession, OnnxClassifier
 from capsnet_nncf_plugin.runtime.library import NativeLibraryNotFoundError
 
 logger = logging.getLogger(__name__)
+
+
+def exported_classifier(
+    quantized: torch.nn.Module, example: torch.Tensor, path: str | os.PathLike
+) -> tuple[ExportedModel, OnnxClassifier]:
+    """``quantized`` exported to ``path``, and an onnxruntime classifier of the file."""
+    exported = export_onnx(quantized, example, path)
+    return exported, OnnxClassifier(InferenceSession(str(exported.path)))
 
 
 def export_and_compare(
@@ -37,8 +46,7 @@ def export_and_compare(
     squash and routing on the native kernels (the same integers, ten times faster on DeepCaps; the torch
     reference itself is checked against them in tests/allocation/test_fast_evaluation.py).
     """
-    exported = export_onnx(quantized, example, path)
-    onnx_model = OnnxClassifier(InferenceSession(str(exported.path)))
+    exported, onnx_model = exported_classifier(quantized, example, path)
     with native_kernels(native):
         agreement = compare_classifiers(
             quantized, onnx_model, test, limit=limit, progress=progress, description=description
@@ -47,15 +55,10 @@ def export_and_compare(
 
 
 def integer_test_accuracy(
-    quantized: torch.nn.Module,
-    example: torch.Tensor,
-    test: Dataset,
-    path: str | os.PathLike,
-    limit: int | None = None,
-    progress: bool = False,
+    quantized: torch.nn.Module, inputs: JobInputs, path: str | os.PathLike, limit: int | None, progress: bool
 ) -> tuple[float, str]:
-    """Test accuracy of the integer model and the runtime that measured it (``"onnxruntime"`` or
-    ``"torch"``).
+    """Test accuracy of the integer model of a job's model on its test split (the first ``limit``
+    images), and the runtime that measured it (``"onnxruntime"`` or ``"torch"``).
 
     In onnxruntime where the model exports (to ``path``) and the custom-op library loads: the same
     integers as the torch model (the export checks its form against it bit for bit; tests and the
@@ -63,16 +66,15 @@ def integer_test_accuracy(
     docs/search-speed.md). Else in torch with the native squash and routing, with a warning that says why.
     """
     try:
-        exported = export_onnx(quantized, example, path)
-        classifier = OnnxClassifier(InferenceSession(str(exported.path)))
+        classifier = exported_classifier(quantized, inputs.example, path)[1]
     except (ExportError, NativeLibraryNotFoundError) as error:
         logger.warning("integer test in torch, not onnxruntime: %s", error)
         with native_kernels():
             accuracy = evaluate_accuracy(
-                quantized, test, limit=limit, progress=progress, description="integer test (torch)"
+                quantized, inputs.test, limit=limit, progress=progress, description="integer test (torch)"
             )
         return accuracy, "torch"
     accuracy = evaluate_accuracy(
-        classifier, test, limit=limit, progress=progress, description="integer test (onnxruntime)"
+        classifier, inputs.test, limit=limit, progress=progress, description="integer test (onnxruntime)"
     )
     return accuracy, "onnxruntime"

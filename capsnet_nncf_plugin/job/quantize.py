@@ -93,14 +93,8 @@ def quantize(config: QuantizeConfig, progress: bool = True) -> QuantizeResult:
             with timer.phase("integer_test"):
                 # With the settings the allocation records, as its search measured it.
                 quantized = quantize_fx(inputs.model, inputs.calibration, allocation=allocation)
-                accuracy, runtime = integer_test_accuracy(
-                    quantized,
-                    inputs.example,
-                    inputs.test,
-                    folder.stage("model.onnx"),
-                    limit=config.test_limit,
-                    progress=progress,
-                )
+                onnx_path, limit = folder.stage("model.onnx"), config.test_limit
+                accuracy, runtime = integer_test_accuracy(quantized, inputs, onnx_path, limit, progress)
         images = len(inputs.test) if config.test_limit is None else min(config.test_limit, len(inputs.test))
         result = QuantizeResult(allocation, fp32, accuracy, images, results, timer.seconds)
         test_summary = {"fp32_accuracy": fp32, "accuracy": accuracy, "images": images, "runtime": runtime}
