@@ -259,7 +259,8 @@ class IntegerWeightLayer(nn.Module):
 
         ReLU and the format's narrower range are one clamp of the codes: rounding is monotone and keeps 0.
         """
-        if not tensor.is_quantized or output.axis is not None or output.bits > 8:
+        # The kernel reads 8-bit containers only (checked first: the plan below counts its calls).
+        if tensor.dtype not in (torch.quint8, torch.qint8) or output.axis is not None or output.bits > 8:
             return None
         encoding = carrier_encoding(output.bits, output.signed)
         kernel = self._int8_kernel()
