@@ -336,7 +336,7 @@ def main() -> None:
                     if record.get(model, method, side, code):
                         print(f"{model} {method} {side}: recorded for {code} already (--fresh re-measures)")
                         continue
-                    row = {**time_runs(model, method, args.extra, tree, args.first_run_only)}
+                    row = time_runs(model, method, args.extra, tree, args.first_run_only)
                     row.update(side=side, code=code)
                     record.add(model, method, side, row, cpu)
                     load = f"load {row['load_mean']:.1f} / {row['load_max']:.1f}"

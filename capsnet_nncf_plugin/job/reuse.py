@@ -85,12 +85,12 @@ def fp32_test_accuracy(
     store = store_of(reuse_dir)
     fingerprint = None if store is None else fp32_fingerprint(model, dataset, count, EVALUATION_BATCH)
     kept = None if fingerprint is None else store.read_json(FP32_TEST, fingerprint)
-    if kept is not None:
+    if kept is not None:  # the fingerprint covers the layout version and the image count already
         accuracy = kept.get("accuracy")
-        if kept.get("format") == FP32_FORMAT and kept.get("images") == count and is_percentage(accuracy):
+        if is_percentage(accuracy):
             logger.info("%s: %.2f %% on %d images, read back (--reuse-dir)", description, accuracy, count)
             return float(accuracy)
-        logger.warning("ignoring a kept FP32 accuracy of another layout; measuring afresh")
+        logger.warning("ignoring a kept FP32 accuracy that is not a percentage; measuring afresh")
     accuracy = evaluate_accuracy(model, dataset, limit=limit, progress=progress, description=description)
     if fingerprint is not None:
         measured = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -100,4 +100,5 @@ def fp32_test_accuracy(
 
 
 def is_percentage(value: object) -> bool:
+    """A finite number in [0, 100], not a bool."""
     return is_finite_number(value) and 0 <= value <= 100
