@@ -25,10 +25,10 @@ settings), the Markdown is rendered from it, and each model's plot is written be
 to the entry, replacing those at the same thresholds, so a grid can be measured a part at a time; anything
 else replaces the entry. Every point records the commit that measured it.
 
-With ``--validation-images N`` each point measured in full is also run on the first N validation images,
-the images a search decides on (``capsq run`` uses 2,000): its loss there, and the share of the images FP32
-classifies correctly that it loses (what the default ``losses`` criterion also bounds). The gap between
-the two splits is what a search on validation images cannot see.
+With ``--validation-images N`` each point measured in full is also run on the first N validation images
+after the calibration's, the images a search decides on (``capsq run`` uses 2,000): its loss there, and
+the share of the images FP32 classifies correctly that it loses (what the default ``losses`` criterion
+also bounds). The gap between the two splits is what a search on validation images cannot see.
 
 A point whose test loss surely exceeds ``--stop-beyond`` pp (1.0 by default) stops early, the images running
 smallest FP32 margin first, so that the failing corner of a grid costs a few batches per point rather than
@@ -228,7 +228,10 @@ def validation_sentence(points: list[Point]) -> str:
     counts = sorted({p.validation_images for p in points if p.validation_images})
     if not counts:
         return ""
-    return f" Validation: the first {', '.join(map(str, counts))} images of the validation split."
+    return (
+        f" Validation: the first {', '.join(map(str, counts))} images of the validation split after the "
+        "calibration's."
+    )
 
 
 def markdown(record: dict[str, Any], command: str) -> str:
@@ -241,8 +244,10 @@ def markdown(record: dict[str, Any], command: str) -> str:
         "names the commit that measured it). Points",
         "within the tolerance that no other beats in both reductions are the frontier (marked *). Where",
         "measured (`--validation-images N`), `val loss pp` is the point's loss on the first N validation",
-        "images, the ones a search decides on, and `val lost pp` the share of them it loses that FP32 gets",
-        "right (the default `losses` criterion holds both within the tolerance).",
+        "images after the calibration's (the ones a search decides on; the points of commits 9fe7013 and",
+        "6dac6fc ran from the first validation image, the 512 calibration images included), and `val lost",
+        "pp` the share of them it loses that FP32 gets right (the default `losses` criterion holds both",
+        "within the tolerance).",
         "",
     ]
     for key in sorted(record):
@@ -314,7 +319,8 @@ def main() -> None:
         "--validation-images",
         type=int,
         default=0,
-        help="also run every point measured in full on the first N validation images (0: not at all)",
+        help="also run every point measured in full on the first N validation images after the calibration's "
+        "(the search's images; 0: not at all)",
     )
     parser.add_argument("--markdown", default=None, help="keep the points in PATH.json and render PATH")
     args = parser.parse_args()
@@ -342,7 +348,7 @@ def main() -> None:
         validation = AccuracyEvaluator(
             model,
             inputs.calibration,
-            inputs.validation,
+            inputs.search,
             settings=config.settings(),
             limit=args.validation_images,
             criterion="accuracy",

@@ -13,7 +13,7 @@ from capsnet_nncf_plugin.data.fetch import FETCH_SOURCES, fetch_dataset, is_fetc
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 from capsnet_nncf_plugin.data.loading import load_dataset
 from capsnet_nncf_plugin.data.specs import DatasetSpec, available_datasets, dataset_names, get_spec
-from capsnet_nncf_plugin.data.splits import SPLITS, VALIDATION_SIZE
+from capsnet_nncf_plugin.data.splits import SPLITS, VALIDATION_SIZE, search_images
 from capsnet_nncf_plugin.data.status import DatasetStatus, dataset_status
 
 __all__ = [
@@ -32,4 +32,5 @@ __all__ = [
     "get_spec",
     "is_fetched",
     "load_dataset",
+    "search_images",
 ]

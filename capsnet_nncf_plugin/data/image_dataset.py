@@ -51,6 +51,23 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         channels, height, width = self.images.shape[1:]
         return (int(channels), int(height), int(width))
 
+    def after(self, count: int) -> ImageDataset:
+        """The items after the first ``count`` (none if there are fewer) as a new dataset sharing storage.
+
+        Raises:
+            ValueError: ``count`` is negative.
+        """
+        if count < 0:
+            raise ValueError(f"the number of items to skip must be >= 0, got {count}")
+        return ImageDataset(
+            self.images[count:],
+            self.labels[count:],
+            name=self.name,
+            split=self.split,
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+        )
+
     def subset(self, count: int) -> ImageDataset:
         """The first ``count`` items (all of them if there are fewer) as a new dataset sharing storage.
 

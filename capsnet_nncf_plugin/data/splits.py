@@ -2,12 +2,15 @@
 
 ``val`` feeds calibration and bit-width search, so it must never overlap the images a model was trained on.
 Taking a fixed tail of the official training set (rather than a random sample) keeps it identical on every
-machine without storing indices.
+machine without storing indices. Within ``val``, calibration takes the first images and the search the ones
+after them (``search_images``).
 """
 
 from __future__ import annotations
 
 from typing import Literal
+
+from torch.utils.data import Dataset, Subset
 
 from capsnet_nncf_plugin.errors import ConfigError
 
@@ -63,3 +66,19 @@ def split_sizes(official_train_count: int, official_test_count: int) -> dict[str
         start, stop = split_bounds(split, official_train_count)
         sizes[split] = stop - start
     return {split: sizes[split] for split in SPLITS}
+
+
+def search_images(validation: Dataset, calibration_images: int) -> Dataset:
+    """The validation images a bit-width search decides on: those after the first ``calibration_images``.
+
+    Calibration fits the integer model to its images (ranges, MSE clipping, GPTQ's rounding), so they are
+    in-sample for every candidate. Measured on deepcaps-mnist with MSE clipping and GPTQ, 2-bit weights
+    everywhere: 0.20 pp better than FP32 on the 512 calibration images, 0.13 pp worse on the next 1,488 and
+    0.19 pp worse on the test split; a search on the first 2,000 validation images accepted it.
+    """
+    if calibration_images < 0:
+        raise ValueError(f"calibration_images must be >= 0, got {calibration_images}")
+    after = getattr(validation, "after", None)
+    if callable(after):
+        return after(calibration_images)
+    return Subset(validation, range(min(calibration_images, len(validation)), len(validation)))

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from capsnet_nncf_plugin.capture import ensure_captured
-from capsnet_nncf_plugin.data import load_dataset
+from capsnet_nncf_plugin.data import load_dataset, search_images
 from capsnet_nncf_plugin.evaluation import iterate_batches
 from capsnet_nncf_plugin.job.config import JobConfig
 from capsnet_nncf_plugin.models import is_model_file, load_model_file, open_checkpoint
@@ -24,7 +24,9 @@ class JobInputs:
 
     ``model`` is what the job quantizes: the model itself, or, for a model whose capsules are written by
     hand, its capture (built from the plugin's modules, computing the same); ``original`` is the model as
-    given, on which FP32 accuracy is measured.
+    given, on which FP32 accuracy is measured. ``calibration`` holds the first validation images and
+    ``search`` the validation images after them, which the bit-width search decides on (``search_images``:
+    calibration fits the integer model to its own images).
     """
 
     model: torch.nn.Module
@@ -34,10 +36,13 @@ class JobInputs:
     calibration: list[torch.Tensor]
     metadata: dict[str, Any]
     original: torch.nn.Module | None = None
+    search: Dataset | None = None  # None: all of ``validation`` (calibration taken from elsewhere)
 
     def __post_init__(self) -> None:
         if self.original is None:
             self.original = self.model
+        if self.search is None:
+            self.search = self.validation
 
     @property
     def example(self) -> torch.Tensor:
@@ -69,4 +74,7 @@ def load_inputs(config: JobConfig) -> JobInputs:
         images for images, _ in iterate_batches(validation, CALIBRATION_BATCH, config.calibration_images)
     ]
     quantizable = ensure_captured(model, calibration[0])
-    return JobInputs(quantizable, dataset, validation, test, calibration, metadata, original=model)
+    search = search_images(validation, config.calibration_images)
+    return JobInputs(
+        quantizable, dataset, validation, test, calibration, metadata, original=model, search=search
+    )

@@ -27,7 +27,7 @@ from capsnet_nncf_plugin.job.inputs import load_inputs
 from capsnet_nncf_plugin.job.measurement import integer_test_accuracy
 from capsnet_nncf_plugin.job.output import RunFolder
 from capsnet_nncf_plugin.job.reuse import fp32_test_accuracy
-from capsnet_nncf_plugin.job.search import analyze, search
+from capsnet_nncf_plugin.job.search import analyze, check_search_images, search
 from capsnet_nncf_plugin.job.timing import PhaseTimer
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ def quantize(config: QuantizeConfig, progress: bool = True) -> QuantizeResult:
     with RunFolder(config.out_dir) as folder:
         with timer.phase("loading"):
             inputs = load_inputs(config)
+            check_search_images(inputs, config)  # before the error analysis, not after it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with timer.phase("error_analysis"):

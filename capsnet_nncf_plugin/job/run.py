@@ -32,7 +32,7 @@ from capsnet_nncf_plugin.job.inputs import JobInputs, load_inputs
 from capsnet_nncf_plugin.job.measurement import export_and_compare
 from capsnet_nncf_plugin.job.output import RunFolder
 from capsnet_nncf_plugin.job.reuse import fp32_test_accuracy
-from capsnet_nncf_plugin.job.search import search
+from capsnet_nncf_plugin.job.search import check_search_images, search
 from capsnet_nncf_plugin.job.timing import PhaseTimer
 from capsnet_nncf_plugin.latency import median_latency_ms
 from capsnet_nncf_plugin.plugins import get_observer
@@ -161,6 +161,8 @@ def run(config: RunConfig, progress: bool = True) -> RunResult:
 def _run(config: RunConfig, folder: RunFolder, progress: bool) -> RunResult:
     timer = PhaseTimer()
     inputs = load_inputs(config)
+    if config.allocation is None:
+        check_search_images(inputs, config)  # before the FP32 pass, not after it
     test_images = len(inputs.test) if config.test_limit is None else min(config.test_limit, len(inputs.test))
 
     with timer.phase("fp32_evaluation"):

@@ -6,6 +6,7 @@ from capsnet_nncf_plugin.allocation import ErrorAnalysis, allocate, analyze_erro
 from capsnet_nncf_plugin.allocation.allocate import analysis_batches
 from capsnet_nncf_plugin.allocation.defaults import weight_budget_for_reduction
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
+from capsnet_nncf_plugin.errors import ConfigError
 from capsnet_nncf_plugin.job.config import SearchConfig
 from capsnet_nncf_plugin.job.inputs import JobInputs
 from capsnet_nncf_plugin.job.reuse import analysis_folder, store_of
@@ -36,11 +37,13 @@ def search(
     analysis: ErrorAnalysis | None = None,
     progress: bool = False,
 ) -> BitAllocation:
-    """The allocation ``method`` (default ``config.method``) finds on the validation split."""
+    """The allocation ``method`` (default ``config.method``) finds on the validation images after the
+    calibration's (``inputs.search``)."""
+    check_search_images(inputs, config)
     return allocate(
         inputs.model,
         inputs.calibration,
-        inputs.validation,
+        inputs.search,
         method=method or config.search_method,
         tolerance=config.tolerance,
         weight_memory_budget=weight_budget_bits(inputs, config),
@@ -52,6 +55,16 @@ def search(
         criterion=config.criterion,
         store=store_of(config.reuse_dir),
     )
+
+
+def check_search_images(inputs: JobInputs, config: SearchConfig) -> None:
+    """A ``ConfigError`` where calibration leaves no validation images for the search to decide on."""
+    if config.searches and len(inputs.search) == 0:
+        raise ConfigError(
+            f"the validation split holds {len(inputs.validation)} images and calibration takes the first "
+            f"{config.calibration_images}: none is left for the bit-width search; pass a smaller "
+            "--calibration"
+        )
 
 
 def weight_budget_bits(inputs: JobInputs, config: SearchConfig) -> float | None:

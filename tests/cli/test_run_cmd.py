@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from capsnet_nncf_plugin.cli import main
 from capsnet_nncf_plugin.data import load_dataset
@@ -196,3 +197,17 @@ def test_a_rerun_reuses_the_error_analysis_and_the_fp32_test_pass(checkpoint, tm
         == json.loads((tmp_path / "first" / "error_analysis.json").read_text())["errors"]
     )
     assert main(["quantize", "--model", str(checkpoint), "--reuse-dir", str(analysis), "--out", "x"]) == 2
+
+
+def test_the_search_runs_on_validation_images_calibration_did_not_see(checkpoint, tmp_path, capsys):
+    from capsnet_nncf_plugin.job import SearchConfig, load_inputs
+
+    inputs = load_inputs(SearchConfig(model=str(checkpoint), calibration_images=128))
+    assert len(inputs.search) == len(inputs.validation) - 128
+    assert torch.equal(inputs.search[0][0], inputs.validation[128][0])
+    assert torch.equal(torch.cat(inputs.calibration), inputs.validation.images[:128].float())
+    out = tmp_path / "q"
+    assert main(["quantize", "--model", str(checkpoint), "--calibration", "5000", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "none is left for the bit-width search; pass a smaller --calibration" in error
+    assert not out.exists()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from capsnet_nncf_plugin.data import SPLITS, VALIDATION_SIZE, available_datasets, get_spec, load_dataset
-from capsnet_nncf_plugin.data.splits import split_bounds, split_sizes
+from capsnet_nncf_plugin.data.image_dataset import ImageDataset
+from capsnet_nncf_plugin.data.splits import search_images, split_bounds, split_sizes
 
 
 def test_available_datasets_hold_the_official_facts(official_dataset_facts) -> None:
@@ -61,3 +63,24 @@ def test_validation_is_the_tail_of_the_official_training_set() -> None:
     assert split_sizes(73_257, 26_032) == {"train": 68_257, "val": 5_000, "test": 26_032}
     with pytest.raises(ValueError, match="more than 5000"):
         split_bounds("train", VALIDATION_SIZE)
+
+
+def test_the_search_decides_on_the_validation_images_after_the_calibrations() -> None:
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1)
+    validation = ImageDataset(images, torch.arange(10), name="t", split="val", num_classes=10)
+    search = search_images(validation, 4)
+    assert isinstance(search, ImageDataset) and search.labels.tolist() == [4, 5, 6, 7, 8, 9]
+    assert search.images.data_ptr() == validation.images[4:].data_ptr()  # a view, not a copy
+    assert len(search_images(validation, 10)) == 0 and len(search_images(validation, 50)) == 0
+
+    class Plain(torch.utils.data.Dataset):  # no ``after``: taken as a Subset
+        def __len__(self) -> int:
+            return 6
+
+        def __getitem__(self, index: int):
+            return torch.zeros(1, 1, 1), index
+
+    assert [label for _, label in search_images(Plain(), 4)] == [4, 5]
+    assert len(search_images(Plain(), 9)) == 0
+    with pytest.raises(ValueError, match=">= 0"):
+        search_images(validation, -1)
