@@ -24,6 +24,7 @@ from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis, analyze_er
 from capsnet_nncf_plugin.capture import ensure_captured
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
+from capsnet_nncf_plugin.data import search_images
 from capsnet_nncf_plugin.evaluation import iterate_batches
 from capsnet_nncf_plugin.measurement_store import MeasurementStore
 from capsnet_nncf_plugin.quantized import quantization_points
@@ -69,9 +70,11 @@ def allocate(
 
     ``calibration_data``: a dataset (its first ``calibration_images`` images) or image batches;
     ``validation_data``: a labelled dataset the search measures accuracy on (its first ``validation_limit``
-    images). ``method`` is a name from ``available_methods()``; ``weight_memory_budget`` (bits, as
-    ``memory_report`` counts weights) is used by methods that fulfil a budget
-    (error-guided, Q-CapsNets); without it, ``weight_reduction`` sets it against the FP32 weights (8: at
+    images). Calibration fits the integer model to its images, so the search should not judge on them:
+    given the same dataset for both, the search measures on the images after the calibration's
+    (``data.search_images``; ``capsq`` always does). ``method`` is a name from ``available_methods()``;
+    ``weight_memory_budget`` (bits, as ``memory_report`` counts weights) is used by methods that fulfil a
+    budget (error-guided, Q-CapsNets); without it, ``weight_reduction`` sets it against the FP32 weights (8: at
     most 1/8 of them; default ``None``: no budget). Pass a previous ``analysis`` to skip the error analysis.
     ``criterion``: what "within tolerance" means, ``"losses"``, ``"accuracy"`` or ``"accuracy-margin"``
     (see evaluator.py).
@@ -100,6 +103,13 @@ def allocate(
     if analysis is None:
         # Lazy: a method measures only the (layer, kind, width) entries it reads.
         analysis = analyze_errors(model, analysis_batches(calibration), settings=settings, lazy=True)
+    if validation_data is calibration_data:
+        validation_data = search_images(validation_data, calibration_images)
+        if len(validation_data) == 0:
+            raise ValueError(
+                f"calibration takes the first {calibration_images} images of the dataset given for both: "
+                "none is left for the search; pass fewer calibration_images or other validation data"
+            )
     evaluator = AccuracyEvaluator(
         model,
         calibration,

@@ -159,6 +159,16 @@ def test_uniform_baseline_and_registry(setting):
         allocate(model, calibration, validation, tolerance=-1)
 
 
+def test_one_dataset_for_calibration_and_search_is_searched_after_the_calibration_images(setting):
+    model, _, validation, analysis = setting
+    allocation = allocate(
+        model, validation, validation, method="uniform-8", calibration_images=40, analysis=analysis
+    )
+    assert allocation.info["validation_images"] == len(validation) - 40
+    with pytest.raises(ValueError, match="none is left for the search"):
+        allocate(model, validation, validation, calibration_images=len(validation), analysis=analysis)
+
+
 def test_bit_allocation_json_round_trip(tmp_path):
     allocation = BitAllocation(
         {
