@@ -56,7 +56,7 @@ def test_the_validation_loss_of_a_point_is_shown_beside_its_test_loss():
     assert row == "| 0 | 0 | 8.30 | 4.70 | 4.00 | 98.90 | 0.10 | 0.18 | 0.22 | 9fe70131abcd |"
     assert row.count("|") == frontier.TABLE_HEADER[0].count("|")
     assert frontier.validation_sentence([measured, point(6.0, 5.0, 0.05)]).endswith(
-        "the first 5000 images of the validation split."
+        "the first 5000 images of the validation split after the calibration's."
     )
     assert frontier.validation_sentence([point(6.0, 5.0, 0.05)]) == ""
 
