@@ -74,8 +74,9 @@ def allocate(
     given the same dataset for both, the search measures on the images after the calibration's
     (``data.search_images``; ``capsq`` always does). ``method`` is a name from ``available_methods()``;
     ``weight_memory_budget`` (bits, as ``memory_report`` counts weights) is used by methods that fulfil a
-    budget (error-guided, Q-CapsNets); without it, ``weight_reduction`` sets it against the FP32 weights (8: at
-    most 1/8 of them; default ``None``: no budget). Pass a previous ``analysis`` to skip the error analysis.
+    budget (error-guided, Q-CapsNets); without it, ``weight_reduction`` sets it against the FP32 weights
+    (8: at most 1/8 of them; default ``None``: no budget). Pass a previous ``analysis`` to skip the error
+    analysis.
     ``criterion``: what "within tolerance" means, ``"losses"``, ``"accuracy"`` or ``"accuracy-margin"``
     (see evaluator.py).
     ``settings``: the clipping rule, bias correction and weight rounding every candidate (and the error

@@ -102,7 +102,7 @@ OPTIONS: dict[str, Option] = {
             field="validation_limit",
             type=count_or_all,
             metavar="N|all",
-            help="validation images the search measures each candidate on (those after the calibration images)",
+            help="validation images the search measures each candidate on (those after the calibration's)",
         ),
         _option(
             "--weight-memory-budget",
