@@ -87,6 +87,7 @@ class Point:
     validation_loss: float | None = None  # pp on the first ``validation_images`` (--validation-images)
     validation_lost: float | None = None  # pp of those images: FP32 right, the point wrong
     validation_images: int | None = None
+    validation_from: int | None = None  # the first of them: how many validation images come before
     code: str | None = None  # the commit that measured the point
 
     def within(self, tolerance: float) -> bool:
@@ -225,13 +226,11 @@ def commits_sentence(points: list[Point]) -> str:
 
 def validation_sentence(points: list[Point]) -> str:
     """Which validation images the entry's points were also run on, if any."""
-    counts = sorted({p.validation_images for p in points if p.validation_images})
-    if not counts:
+    runs = sorted({(p.validation_images, p.validation_from or 0) for p in points if p.validation_images})
+    if not runs:
         return ""
-    return (
-        f" Validation: the first {', '.join(map(str, counts))} images of the validation split after the "
-        "calibration's."
-    )
+    described = [f"{count} images from validation image {first}" for count, first in runs]
+    return f" Validation: {'; '.join(described)}."
 
 
 def markdown(record: dict[str, Any], command: str) -> str:
@@ -244,10 +243,10 @@ def markdown(record: dict[str, Any], command: str) -> str:
         "names the commit that measured it). Points",
         "within the tolerance that no other beats in both reductions are the frontier (marked *). Where",
         "measured (`--validation-images N`), `val loss pp` is the point's loss on the first N validation",
-        "images after the calibration's (the ones a search decides on; the points of commits 9fe7013 and",
-        "6dac6fc ran from the first validation image, the 512 calibration images included), and `val lost",
-        "pp` the share of them it loses that FP32 gets right (the default `losses` criterion holds both",
-        "within the tolerance).",
+        "images after the calibration's, the ones a search decides on (each entry names the first; runs",
+        "before commit 4f99c2a started at image 0, the 512 calibration images included), and `val lost pp`",
+        "the share of them it loses that FP32 gets right (the default `losses` criterion holds both within",
+        "the tolerance).",
         "",
     ]
     for key in sorted(record):
@@ -377,6 +376,7 @@ def main() -> None:
                 point.validation_loss = validation.fp32_accuracy - on_validation.accuracy
                 point.validation_lost = on_validation.lost
                 point.validation_images = len(validation.labels)
+                point.validation_from = len(inputs.validation) - len(inputs.search)
             points.append(point)
             allocations[(weight_db, activation_db)] = allocation
             print(table_row(point), flush=True)

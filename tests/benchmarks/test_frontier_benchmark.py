@@ -51,12 +51,13 @@ def test_a_stopped_point_is_shown_as_stopped_beyond_its_limit():
 
 def test_the_validation_loss_of_a_point_is_shown_beside_its_test_loss():
     measured = point(8.3, 4.7, 0.10, code="9fe70131abcdef")
-    measured.validation_loss, measured.validation_lost, measured.validation_images = 0.18, 0.22, 5000
+    measured.validation_loss, measured.validation_lost, measured.validation_images = 0.18, 0.22, 2000
+    measured.validation_from = 512
     row = frontier.table_row(measured)
     assert row == "| 0 | 0 | 8.30 | 4.70 | 4.00 | 98.90 | 0.10 | 0.18 | 0.22 | 9fe70131abcd |"
     assert row.count("|") == frontier.TABLE_HEADER[0].count("|")
     assert frontier.validation_sentence([measured, point(6.0, 5.0, 0.05)]).endswith(
-        "the first 5000 images of the validation split after the calibration's."
+        "Validation: 2000 images from validation image 512."
     )
     assert frontier.validation_sentence([point(6.0, 5.0, 0.05)]) == ""
 
