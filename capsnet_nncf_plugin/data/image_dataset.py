@@ -59,14 +59,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         """
         if count < 0:
             raise ValueError(f"the number of items to skip must be >= 0, got {count}")
-        return ImageDataset(
-            self.images[count:],
-            self.labels[count:],
-            name=self.name,
-            split=self.split,
-            num_classes=self.num_classes,
-            class_names=self.class_names,
-        )
+        return self._sliced(slice(count, None))
 
     def subset(self, count: int) -> ImageDataset:
         """The first ``count`` items (all of them if there are fewer) as a new dataset sharing storage.
@@ -76,9 +69,13 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         """
         if count < 0:
             raise ValueError(f"subset size must be >= 0, got {count}")
+        return self._sliced(slice(None, count))
+
+    def _sliced(self, items: slice) -> ImageDataset:
+        """The ``items`` of this dataset as a new one sharing storage."""
         return ImageDataset(
-            self.images[:count],
-            self.labels[:count],
+            self.images[items],
+            self.labels[items],
             name=self.name,
             split=self.split,
             num_classes=self.num_classes,
