@@ -380,9 +380,13 @@ def main() -> None:
             points.append(point)
             allocations[(weight_db, activation_db)] = allocation
             print(table_row(point), flush=True)
+    threshold = args.routing_threshold
+    routing, routing_tag = (
+        ("8-bit", "8bit") if threshold is None else (f"{threshold:g} dB", f"{threshold:g}dB")
+    )
     entry = {
         "model": config.model,
-        "settings": None,
+        "settings": f"clip {config.clip}, {config.weight_rounding} weight rounding, routing {routing}",
         "fp32": fp32,
         "test_images": len(evaluator.labels),
         "tolerance": args.tolerance,
@@ -390,21 +394,15 @@ def main() -> None:
         "activation_target": args.activation_target,
         "measured": datetime.date.today().isoformat(),
     }
-    record: dict[str, Any] = {}
+    key = f"{config.model} {entry['settings']}"
     if args.markdown:
         path = Path(args.markdown)
         record_path = path.with_suffix(".json")
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
-        threshold = args.routing_threshold
-        routing, routing_tag = (
-            ("8-bit", "8bit") if threshold is None else (f"{threshold:g} dB", f"{threshold:g}dB")
-        )
-        entry["settings"] = f"clip {config.clip}, {config.weight_rounding} weight rounding, routing {routing}"
         stem = config.model.replace(":", "-").replace("/", "_")
         plot_path = path.with_name(
             f"{path.stem}-{stem}-{config.clip}-{config.weight_rounding}-routing{routing_tag}.png"
         )
-        key = f"{config.model} {entry['settings']}"
         points = merged_points(record.get(key), entry, points)
     bounds = bounding_points(points, args.tolerance, args.weight_target, args.activation_target)
     for point in {id(p): p for p in bounds.values() if p is not None and p.onnxruntime is None}.values():

@@ -97,13 +97,6 @@ def allocate(
     calibration = _batches(calibration_data, calibration_images)
     if not calibration:
         raise ValueError("allocate needs calibration data; pass a dataset or at least one batch of images")
-    # A model whose capsules are written by hand is searched (and its result named) as its capture.
-    model = ensure_captured(model, calibration[0])
-    started = time.perf_counter()
-    analysis_before = 0.0 if analysis is None else analysis.seconds
-    if analysis is None:
-        # Lazy: a method measures only the (layer, kind, width) entries it reads.
-        analysis = analyze_errors(model, analysis_batches(calibration), settings=settings, lazy=True)
     if validation_data is calibration_data:
         validation_data = search_images(validation_data, calibration_images)
         if len(validation_data) == 0:
@@ -111,6 +104,13 @@ def allocate(
                 f"calibration takes the first {calibration_images} images of the dataset given for both: "
                 "none is left for the search; pass fewer calibration_images or other validation data"
             )
+    # A model whose capsules are written by hand is searched (and its result named) as its capture.
+    model = ensure_captured(model, calibration[0])
+    started = time.perf_counter()
+    analysis_before = 0.0 if analysis is None else analysis.seconds
+    if analysis is None:
+        # Lazy: a method measures only the (layer, kind, width) entries it reads.
+        analysis = analyze_errors(model, analysis_batches(calibration), settings=settings, lazy=True)
     evaluator = AccuracyEvaluator(
         model,
         calibration,

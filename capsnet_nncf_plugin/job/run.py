@@ -161,8 +161,7 @@ def run(config: RunConfig, progress: bool = True) -> RunResult:
 def _run(config: RunConfig, folder: RunFolder, progress: bool) -> RunResult:
     timer = PhaseTimer()
     inputs = load_inputs(config)
-    if config.allocation is None:
-        check_search_images(inputs, config)  # before the FP32 pass, not after it
+    check_search_images(inputs, config)  # before the FP32 pass, not after it
     test_images = len(inputs.test) if config.test_limit is None else min(config.test_limit, len(inputs.test))
 
     with timer.phase("fp32_evaluation"):
