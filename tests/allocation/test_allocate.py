@@ -24,11 +24,9 @@ from capsnet_nncf_plugin.allocation.memory import memory_report
 from capsnet_nncf_plugin.allocation.methods.context import SearchContext, smallest_holding
 from capsnet_nncf_plugin.allocation.methods.error_guided import (
     FIRST_ROUTING_THRESHOLD_DB,
-    REFINE_STEP_DB,
     STEP_DB,
     THRESHOLDS_DB,
     at_threshold,
-    loosest_holding,
     routing_at_threshold,
 )
 from capsnet_nncf_plugin.allocation.methods.rate_distortion import descent_path
@@ -320,54 +318,6 @@ def test_error_guided_spends_a_weight_budget_and_no_more(setting):
             assert context.weight_bits(wider) > budget, name
     # Activations are searched after it as before: the loosest threshold, since everything holds.
     assert all(bounded.layers[n].activation < 8 for n in context.names_with("activation"))
-
-
-def _weights_keep(analysis, allocation, floor):
-    """Every layer's weights keep an SQNR of at least ``floor`` dB at their width in ``allocation``."""
-    return all(
-        analysis.sqnr(name, "weight", bits.weight) >= floor
-        for name, bits in allocation.layers.items()
-        if "weight" in analysis.kinds_of(name)
-    )
-
-
-class _HoldsAboveWeightSqnr(AccuracyEvaluator):
-    """Holds while the weights keep ``floor`` dB (``_weights_keep``): a model whose accuracy a threshold
-    between two of the 3 dB grid's decides."""
-
-    analysis, floor = None, 0.0
-
-    def holds(self, allocation, tolerance):
-        self.evaluations += 1
-        return _weights_keep(self.analysis, allocation, self.floor)
-
-
-def test_error_guided_refines_between_the_threshold_that_failed_and_the_one_that_held(setting):
-    analysis = setting[3]
-    uniform = search_context(setting).uniform()
-    refined_somewhere = False
-    # Every SQNR the analysis knows, as the floor: the grid brackets it, the 1 dB steps narrow it down.
-    floors = sorted(
-        {analysis.sqnr(n, "weight", b) for n in analysis.kinds for b in analysis.errors[n]["weight"]}
-    )
-    for floor in floors:
-        context = search_context(setting, _HoldsAboveWeightSqnr)
-        context.evaluator.analysis, context.evaluator.floor = analysis, floor
-
-        def at(threshold, context=context):
-            return at_threshold(context, uniform, "weight", threshold, 8)
-
-        holding = [t for t in THRESHOLDS_DB if _weights_keep(analysis, at(t), floor)]
-        if not holding or holding[0] == THRESHOLDS_DB[0]:
-            continue  # nothing to refine: no threshold holds, or the loosest does
-        grid = holding[0]
-        steps = [grid - k * REFINE_STEP_DB for k in range(round(3 / REFINE_STEP_DB))]  # grid, grid-1, grid-2
-        expected = at(min(t for t in steps if _weights_keep(analysis, at(t), floor)))
-        found = loosest_holding(context, uniform, "weight", 8)
-        assert found.key() == expected.key(), floor
-        assert context.evaluator.evaluations <= THRESHOLDS_DB.index(grid) + 1 + 2, floor
-        refined_somewhere |= found.key() != at(grid).key()
-    assert refined_somewhere  # some floor lies where the grid alone leaves bits unspent
 
 
 def test_error_guided_takes_a_bit_off_the_layers_holding_most_memory(setting):

@@ -6,8 +6,6 @@ for kind in (weight, activation):
         every layer's kind = smallest width whose output SQNR (kind alone) >= threshold, at most its start
                               # any width 2..start: a layer 8 bits leave short gets 9 or 10, not all 12
         if accuracy holds: keep it, stop
-    if a looser threshold failed: the loosest of the 1 dB steps between it and the one that held
-                              # a binary search over the distinct allocations there: one or two evaluations
     for layer in layers by memory of kind, largest first, until they hold half of it:  # not budgeted weights
         one bit less if accuracy holds                  # a few evaluations
 for threshold in 26, 29, 32, ... dB:              # the dynamic routing, per tensor and iteration
@@ -32,7 +30,7 @@ import math
 from collections.abc import Sequence
 
 from capsnet_nncf_plugin.allocation.layers import Layer
-from capsnet_nncf_plugin.allocation.methods.context import MIN_BITS, SearchContext, smallest_holding, widest
+from capsnet_nncf_plugin.allocation.methods.context import MIN_BITS, SearchContext, widest
 from capsnet_nncf_plugin.allocation.sensitivity import ErrorAnalysis
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.core.bit_widths import ROUTING_TENSORS
@@ -53,12 +51,6 @@ def _thresholds(first: float) -> list[float]:
 
 THRESHOLDS_DB = _thresholds(FIRST_THRESHOLD_DB)
 ROUTING_THRESHOLDS_DB = _thresholds(FIRST_ROUTING_THRESHOLD_DB)
-#: The step of the thresholds tried between the last one that failed and the first that held. On
-#: deepcaps-mnist the 3 dB grid tries the weights at 21 dB (fails) and 24 dB (holds, 7.49x); 23 dB holds
-#: as well and gives 8.27x (docs/frontier.md).
-REFINE_STEP_DB = 1.0
-#: Evaluations the refinement usually takes per kind (a binary search over at most two allocations).
-REFINE_ESTIMATE = 2
 
 
 def at_threshold(
@@ -104,40 +96,6 @@ def budgeted_weights(
         return candidates
     tightest = max(fitting)
     return [spend_budget(context, candidates[tightest], budget, ceiling), *candidates[tightest + 1 :]]
-
-
-def loosest_holding(
-    context: SearchContext, allocation: BitAllocation, kind: str, ceiling: int
-) -> BitAllocation | None:
-    """``allocation`` with ``kind`` at the loosest threshold that holds (None when none does): the 3 dB
-    grid from the loosest, then the ``REFINE_STEP_DB`` steps between the last threshold that failed and
-    the first that held.
-
-    The steps are searched by bisection over the distinct allocations they give (tighter thresholds never
-    give narrower widths, so accuracy is taken as monotone in them, as the grid itself assumes); steps
-    that give the allocation of either end cost nothing.
-    """
-    failed: tuple[float, BitAllocation] | None = None
-    for threshold in THRESHOLDS_DB:
-        held = at_threshold(context, allocation, kind, threshold, ceiling)
-        if context.holds(held):
-            break
-        failed = (threshold, held)
-    else:
-        return None
-    if failed is None:
-        return held
-    looser, failing = failed
-    between: list[BitAllocation] = []
-    seen = {failing.key(), held.key()}
-    steps = round((threshold - looser) / REFINE_STEP_DB)
-    for step in range(1, steps):
-        candidate = at_threshold(context, allocation, kind, looser + step * REFINE_STEP_DB, ceiling)
-        if candidate.key() not in seen:
-            seen.add(candidate.key())
-            between.append(candidate)
-    index = smallest_holding(0, len(between), lambda i: context.holds(between[i]))
-    return between[index] if index < len(between) else held
 
 
 def trim_largest(context: SearchContext, allocation: BitAllocation, kind: str) -> BitAllocation:
@@ -202,20 +160,19 @@ def lower_routing(context: SearchContext, allocation: BitAllocation) -> BitAlloc
 
 
 def error_guided(context: SearchContext) -> BitAllocation:
-    # Usually: two thresholds, the steps between them and a few trims per kind.
-    per_kind = 2 + REFINE_ESTIMATE + TRIMS_ESTIMATE
-    context.expect(2 * per_kind + 2)
+    # Usually: two thresholds and a few trims per kind (7 on ShallowCaps, 23 on DeepCaps in all).
+    context.expect(2 * (2 + TRIMS_ESTIMATE) + 2)
     allocation = context.start()
     for index, kind in enumerate(("weight", "activation")):
-        context.expect((2 - index) * per_kind + 2)
+        context.expect((2 - index) * (2 + TRIMS_ESTIMATE) + 2)
         ceiling = widest(allocation, context.names_with(kind), kind)
         budget = context.weight_memory_budget
         budgeted = kind == "weight" and budget is not None
         if budgeted:
             candidates = budgeted_weights(context, allocation, budget, ceiling)
-            found = next((c for c in candidates if context.holds(c)), None)
         else:
-            found = loosest_holding(context, allocation, kind, ceiling)
+            candidates = (at_threshold(context, allocation, kind, t, ceiling) for t in THRESHOLDS_DB)
+        found = next((c for c in candidates if context.holds(c)), None)
         if found is not None:
             # Under a budget the weights keep what it allows: the tolerance left is the activations'.
             allocation = found if budgeted else trim_largest(context, found, kind)
