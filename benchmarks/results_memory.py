@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import warnings
 from pathlib import Path
+
+from allocation import code_version
 
 from capsnet_nncf_plugin.allocation import memory_report
 from capsnet_nncf_plugin.core import BitAllocation
@@ -39,10 +40,7 @@ def main() -> int:
     args = parser.parse_args()
     records = [Path(path) for path in args.record] if args.record else sorted(DOCS.glob("results*.json"))
     warnings.simplefilter("ignore")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    print(f"commit {commit or 'unknown'}")
+    print(f"commit {code_version() or 'unknown'}")
     print(f"{'record':<22}{'model':<24}{'method':<22}{'weights x':>22}{'activations x':>24}")
     models, differing, rows = {}, 0, 0
     for record in records:

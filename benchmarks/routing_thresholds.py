@@ -13,10 +13,10 @@ squash and routing, the torch reference's integers) and its routing memory reduc
 from __future__ import annotations
 
 import argparse
-import subprocess
 import warnings
 from pathlib import Path
 
+from allocation import code_version
 from zoo_models import add_model_arguments, benchmark_models
 
 from capsnet_nncf_plugin.allocation.layers import quantizable_layers
@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     thresholds = args.thresholds
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+    commit = code_version() or "unknown"
     for zoo_model in benchmark_models(args):
         model, test = zoo_model.model, zoo_model.test
         layers = quantizable_layers(model)
@@ -73,7 +73,7 @@ def main() -> None:
         fp32 = evaluate_accuracy(model, test, limit=args.limit)
         uniform = BitAllocation.uniform([layer.name for layer in layers])
         print(
-            f"\n{zoo_model.reference}, commit {commit.strip() or 'unknown'}: {args.limit or len(test)} test "
+            f"\n{zoo_model.reference}, commit {commit}: {args.limit or len(test)} test "
             f"images, FP32 {fp32:.2f} %; weights and activations at 8 bits"
         )
         print("| threshold dB | noise margin | routing x | test loss pp | routing widths per iteration |")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.models import available_pretrained
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -31,10 +32,16 @@ def run_script(script: str, *arguments: str) -> subprocess.CompletedProcess:
         "allocation.py",
         "weight_rounding.py",
         "routing_thresholds.py",
+        "validation_slices.py",
     ],
 )
-def test_an_unknown_zoo_model_is_one_line_naming_the_zoo(script):
-    completed = run_script(script, "--model", "zoo:nope")
+def test_an_unknown_zoo_model_is_one_line_naming_the_zoo(script, tmp_path):
+    arguments = ["--model", "zoo:nope"]
+    if script == "validation_slices.py":  # it also asks for an allocation, read before the model
+        allocation = BitAllocation.uniform(["conv"])
+        allocation.save(tmp_path / "allocation.json")
+        arguments += ["--allocation", str(tmp_path / "allocation.json")]
+    completed = run_script(script, *arguments)
     assert completed.returncode == 2, completed.stderr[-2000:]
     assert "Traceback" not in completed.stderr
     assert completed.stderr.strip().splitlines()[-1] == (
