@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.job.timing import PhaseTimer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,6 +202,8 @@ class Record:
         self.markdown = markdown
         self.path = None if markdown is None else markdown.with_suffix(".json")
         self.data: dict[str, Any] = {"rows": {}}
+        if markdown is not None:  # made now: a row measured for minutes must find its folder
+            markdown.parent.mkdir(parents=True, exist_ok=True)
         if self.path is not None and self.path.exists() and not fresh:
             self.data = json.loads(self.path.read_text())
 
@@ -220,10 +223,8 @@ class Record:
             "cpu": cpu,
         }
         if self.path is not None:
-            temporary = self.path.with_suffix(".json.tmp")
-            temporary.write_text(json.dumps(self.data, indent=2) + "\n")
-            temporary.replace(self.path)
-            self.markdown.write_text(markdown(self.data, command_line()))
+            write_text_atomically(self.path, json.dumps(self.data, indent=2) + "\n")
+            write_text_atomically(self.markdown, markdown(self.data, command_line()))
 
 
 def command_line() -> str:
