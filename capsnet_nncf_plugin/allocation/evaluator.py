@@ -45,7 +45,6 @@ import torch
 from torch.utils.data import Dataset
 
 from capsnet_nncf_plugin.allocation.defaults import DEFAULT_CRITERION
-from capsnet_nncf_plugin.allocation.float_reference import FloatClassifier
 from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
 from capsnet_nncf_plugin.allocation.prefix_cache import PrefixCache, PrefixRunner, choose_cuts
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
@@ -116,9 +115,8 @@ def fp32_pass(
             logger.info("FP32 on the %d validation images: read back (--reuse-dir)", len(labels))
             return kept["predictions"], labels, kept["margins"], images
     predictions, margins = [], []
-    classifier = FloatClassifier(model, batch_size)  # torch's classes, run by onnxruntime where it can
     for start in range(0, len(images), batch_size):
-        scores = classifier(images[start : start + batch_size])
+        scores = model(images[start : start + batch_size])
         top = scores.topk(min(2, scores.shape[1]), dim=1).values
         predictions.append(scores.argmax(dim=1))
         margins.append(top[:, 0] - top[:, -1])

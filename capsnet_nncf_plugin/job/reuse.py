@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from capsnet_nncf_plugin.allocation.float_reference import FloatClassifier
 from capsnet_nncf_plugin.core.real_numbers import is_finite_number
 from capsnet_nncf_plugin.data.cache import cache_dir
 from capsnet_nncf_plugin.evaluation import EVALUATION_BATCH, evaluate_accuracy
@@ -92,9 +91,7 @@ def fp32_test_accuracy(
             logger.info("%s: %.2f %% on %d images, read back (--reuse-dir)", description, accuracy, count)
             return float(accuracy)
         logger.warning("ignoring a kept FP32 accuracy that is not a percentage; measuring afresh")
-    # Torch's classes, run by onnxruntime where the model exports (2x faster on DeepCaps).
-    classifier = FloatClassifier(model, EVALUATION_BATCH)
-    accuracy = evaluate_accuracy(classifier, dataset, limit=limit, progress=progress, description=description)
+    accuracy = evaluate_accuracy(model, dataset, limit=limit, progress=progress, description=description)
     if fingerprint is not None:
         measured = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         document = {"format": FP32_FORMAT, "accuracy": accuracy, "images": count, "measured": measured}
