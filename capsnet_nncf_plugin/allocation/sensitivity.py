@@ -96,14 +96,13 @@ class Reference:
     @classmethod
     def of(cls, reference: torch.Tensor) -> Reference:
         values = reference.double()
-        return cls(values, float((values * values).sum()))
+        return cls(values, float((values**2).sum()))
 
     def error(self, approximation: torch.Tensor) -> Entry:
         """The SQNR (dB) and MSE of ``approximation`` against this output."""
         error = self.values - approximation.double()
-        squared = error * error  # once for both sums (torch squares ``error**2`` as this product)
-        noise = float(squared.sum())
-        return {"sqnr_db": _ratio_db(self.signal, noise), "mse": float(squared.mean())}
+        noise = float((error**2).sum())
+        return {"sqnr_db": _ratio_db(self.signal, noise), "mse": float((error * error).mean())}
 
 
 class Measurer(Protocol):
