@@ -21,6 +21,7 @@ slices are the calibration's images, the search's and the rest (from ``--calibra
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from allocation import code_version
 
 from capsnet_nncf_plugin.allocation.layers import model_layers
 from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
+from capsnet_nncf_plugin.cli.arguments import positive_int
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 from capsnet_nncf_plugin.errors import ConfigError, run_reporting_user_errors
@@ -87,7 +89,10 @@ def table(results: dict[str, list[SliceResult]]) -> str:
     return "\n".join(lines)
 
 
-def predictions_on(model, dataset: ImageDataset, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+def predictions_on(
+    model: Callable[[torch.Tensor], torch.Tensor], dataset: ImageDataset, start: int, stop: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classes ``model`` gives the images ``start`` to ``stop - 1`` of ``dataset``, and their labels."""
     images = dataset.after(start).subset(stop - start)
     return predict(model, images, progress=True, description=f"images {start}-{stop - 1}")
 
@@ -98,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allocation", action="append", required=True, help="allocation.json (repeatable)")
     parser.add_argument("--slice", action="append", default=[], help="START:STOP of the validation images")
     parser.add_argument("--test", action="store_true", help="also the whole test split")
-    parser.add_argument("--calibration", type=int, default=512, help="validation images for calibration")
-    parser.add_argument("--validation-limit", type=int, default=2000, help="the search's images")
+    parser.add_argument("--calibration", type=positive_int, default=512, help="calibration images")
+    parser.add_argument("--validation-limit", type=positive_int, default=2000, help="the search's images")
     args = parser.parse_args(argv)
     allocations = {path: BitAllocation.load(path) for path in args.allocation}  # one-line errors
     inputs = load_inputs(SearchConfig(model=args.model, calibration_images=args.calibration))
