@@ -21,6 +21,7 @@ slices are the calibration's images, the search's and the rest (from ``--calibra
 from __future__ import annotations
 
 import argparse
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", type=positive_int, default=512, help="calibration images")
     parser.add_argument("--validation-limit", type=positive_int, default=2000, help="the search's images")
     args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")  # torch.ao's deprecation notices, as in the other benchmarks
     allocations = {path: BitAllocation.load(path) for path in args.allocation}  # one-line errors
     inputs = load_inputs(SearchConfig(model=args.model, calibration_images=args.calibration))
     layers = model_layers(inputs.model)
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = [(f"validation {a}-{b - 1}", inputs.validation, a, b) for a, b in slices]
     if args.test:
         parts.append(("test", inputs.test, 0, len(inputs.test)))
-    fp32 = {name: predictions_on(inputs.model, data, a, b) for name, data, a, b in parts}
+    # FP32 is the model as given, as the job's FP32 test pass runs it (inputs.model may be its capture).
+    fp32 = {name: predictions_on(inputs.original, data, a, b) for name, data, a, b in parts}
     results: dict[str, list[SliceResult]] = {}
     for path, allocation in allocations.items():
         # With the settings the allocation records (clip, weight rounding), as its search measured it.
