@@ -45,6 +45,7 @@ from capsnet_nncf_plugin.cli.options import add_options, config_from_args
 from capsnet_nncf_plugin.errors import ExportError, run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import evaluate_accuracy
 from capsnet_nncf_plugin.fx import quantize_fx
+from capsnet_nncf_plugin.heap import keep_freed_memory
 from capsnet_nncf_plugin.job import SearchConfig, analyze, export_and_compare, load_inputs, search
 from capsnet_nncf_plugin.models import available_pretrained
 
@@ -407,6 +408,7 @@ def main() -> None:
     except ValueError as error:
         parser.error(str(error))
     warnings.simplefilter("ignore")
+    keep_freed_memory()  # as capsq does, so that the seconds per row are a capsq run's
     references = args.model or [f"zoo:{name}" for name in available_pretrained()]
     if not references:
         raise SystemExit("the zoo is empty; pass --model CHECKPOINT")

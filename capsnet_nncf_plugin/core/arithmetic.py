@@ -108,7 +108,8 @@ def quantize(
     qmin, qmax = quant_range(bits, signed)
     dtype = _compute_dtype(tensor)
     inverse_scale = _broadcastable(exponent, tensor, axis, negate=True, dtype=dtype)
-    codes = torch.round(tensor.to(dtype) * inverse_scale).clamp_(qmin, qmax)
+    # One new tensor, rounded and clamped in place: votes of a DeepCaps batch are hundreds of MB.
+    codes = (tensor.to(dtype) * inverse_scale).round_().clamp_(qmin, qmax)
     # round(-0.3) is -0.0; adding +0.0 makes it +0.0, the bits an integer kernel's 0 dequantizes to.
     return codes.add_(0.0)
 
