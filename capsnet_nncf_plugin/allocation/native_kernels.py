@@ -77,12 +77,16 @@ def _output_type(op_type: str, attributes: dict) -> int:
 
 
 def _narrowest(codes: torch.Tensor, bits: int) -> torch.Tensor:
-    """Integer codes of at most ``bits`` signed bits in the narrowest container the ops read."""
-    return codes.to(torch.int8 if bits <= 8 else torch.int16 if bits <= 16 else torch.int32)
+    """Integer codes of at most ``bits`` signed bits in the narrowest container the ops read, contiguous.
+
+    One pass for both: poses and votes arrive as strided views, and numpy would copy them again on one core.
+    """
+    dtype = torch.int8 if bits <= 8 else torch.int16 if bits <= 16 else torch.int32
+    return codes.to(dtype, memory_format=torch.contiguous_format)
 
 
 def _run(session, codes: torch.Tensor) -> torch.Tensor:
-    array = np.ascontiguousarray(codes.numpy())
+    array = np.ascontiguousarray(codes.numpy())  # a no-op for _narrowest's codes
     return torch.from_numpy(session.run(None, {"x": array})[0])
 
 
