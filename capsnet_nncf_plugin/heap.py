@@ -7,8 +7,9 @@ buffers in again, zero-filled by the kernel. Measured on deepcaps-mnist, FP32 on
 139 images/s with 9.9 s of system time in 14.4 s; 215 images/s with 0.2 s once such buffers come from the
 heap and stay there (peak memory 607 MB instead of 535 MB). The integer model's search gains the same way.
 
-The tuning is process-wide, so the library never applies it on import: the ``capsq`` command and the
-benchmarks call :func:`keep_freed_memory` first; a program that runs the jobs as functions may call it too.
+The tuning is process-wide, so the library never applies it on import: the ``capsq`` command calls
+:func:`keep_freed_memory` first, as does ``benchmarks/allocation.py``, whose rows time jobs in its own
+process; a program that runs the jobs as functions may call it too.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def keep_freed_memory() -> bool:
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # a C library without mallopt (musl has a stub that returns 0)
+    except (OSError, AttributeError):  # a C library without mallopt; musl's stub returns 0 below
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
