@@ -265,8 +265,13 @@ class AccuracyEvaluator:
                     weight_rounding=settings.weight_rounding,
                 )
             if settings not in self._shared:
+                # The search only runs its candidates: they may share the modules they have in common.
                 self._shared[settings] = SharedCalibration(
-                    self.model, self.calibration, clip=settings.clip, weight_rounding=settings.weight_rounding
+                    self.model,
+                    self.calibration,
+                    clip=settings.clip,
+                    weight_rounding=settings.weight_rounding,
+                    share_modules=True,
                 )
             return self._shared[settings].quantize(allocation)
 

@@ -80,9 +80,11 @@ def _narrowest(codes: torch.Tensor, bits: int) -> torch.Tensor:
     """Integer codes of at most ``bits`` signed bits in the narrowest container the ops read, contiguous.
 
     One pass for both: poses and votes arrive as strided views, and numpy would copy them again on one core.
+    Codes already in their container need ``contiguous()``: ``to`` returns a view of the same dtype as it
+    is, strides and all, even when asked for the contiguous format.
     """
     dtype = torch.int8 if bits <= 8 else torch.int16 if bits <= 16 else torch.int32
-    return codes.to(dtype, memory_format=torch.contiguous_format)
+    return codes.to(dtype, memory_format=torch.contiguous_format).contiguous()
 
 
 def _run(session, codes: torch.Tensor) -> torch.Tensor:

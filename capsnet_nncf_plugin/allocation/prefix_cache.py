@@ -24,11 +24,14 @@ import dataclasses
 import enum
 import hashlib
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+
+from capsnet_nncf_plugin.quantized.modules import QuantizedModule
 
 #: Module attributes that say nothing about what a module computes.
 _IGNORED_ATTRIBUTES = frozenset({"training", "_is_full_backward_hook", "bound", "_t"})
@@ -70,9 +73,23 @@ def _tensor_digest(tensor: torch.Tensor) -> tuple:
     return (*header, digest)
 
 
+#: Keys of the quantized modules seen so far. Those are inference forms that nothing modifies in place, and
+#: a search's candidates share most of theirs (``SharedCalibration(share_modules=True)``): hashing their
+#: weights again for every candidate took 6 s of a DeepCaps descent.
+_quantized_module_keys: weakref.WeakKeyDictionary[QuantizedModule, str] = weakref.WeakKeyDictionary()
+
+
 def module_key(module: torch.nn.Module) -> str:
     """A hash of everything that decides what ``module`` computes: the types, plain attributes, buffers and
     parameters of it and of every submodule."""
+    if isinstance(module, QuantizedModule):
+        if module not in _quantized_module_keys:
+            _quantized_module_keys[module] = _content_key(module)
+        return _quantized_module_keys[module]
+    return _content_key(module)
+
+
+def _content_key(module: torch.nn.Module) -> str:
     digest = hashlib.blake2b(digest_size=16)
     for name, sub in module.named_modules():
         attributes = {

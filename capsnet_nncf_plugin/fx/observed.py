@@ -20,6 +20,7 @@ from torch.ao.quantization import QConfig
 from capsnet_nncf_plugin.core.bit_widths import RoutingBits
 from capsnet_nncf_plugin.core.quantizer import PowerOfTwoQuantizer
 from capsnet_nncf_plugin.errors import CalibrationError
+from capsnet_nncf_plugin.fx.module_reuse import active_module_reuse
 from capsnet_nncf_plugin.nn import ClassCapsules, ConvCaps3d, DynamicRouting, Squash
 from capsnet_nncf_plugin.observers import FixedRangeObserver, PowerOfTwoObserver, freeze
 from capsnet_nncf_plugin.ops import RoutingQuantization
@@ -51,6 +52,8 @@ class ObservedModule(nn.Module):
         self.input_bits: int | None = None
         # Integer codes of the weight chosen at calibration (GPTQ, gptq_rounding.py); None: round to nearest.
         self.weight_codes: torch.Tensor | None = None
+        # The module's name in the model, set where converted modules are reused (module_reuse.py).
+        self.reuse_name: str | None = None
 
     @classmethod
     def from_float(cls, layer: nn.Module) -> ObservedModule:
@@ -83,6 +86,14 @@ class ObservedModule(nn.Module):
         layer = self.weighted_layer()
         if layer is None:
             return None
+        reuse = active_module_reuse()
+        factory = getattr(self.qconfig.weight, "p", None)  # with_args' partial: the observer and its settings
+        if reuse is None or self.reuse_name is None or factory is None:
+            return self._observe_weight(layer)
+        settings = (factory.func, factory.args, factory.keywords)
+        return reuse.get(f"{self.reuse_name} weight format", settings, lambda: self._observe_weight(layer))
+
+    def _observe_weight(self, layer: nn.Module) -> PowerOfTwoQuantizer:
         observer = self.qconfig.weight()
         observer.name = f"{type(layer).__name__} weight"
         observer(layer.weight.detach())
@@ -105,23 +116,33 @@ class ObservedModule(nn.Module):
         return freeze(observer)
 
     def to_quantized(self) -> QuantizedModule:
-        """Freeze the calibrated observers into the integer model's module."""
+        """Freeze the calibrated observers into the integer model's module; inside an active
+        :class:`~capsnet_nncf_plugin.fx.module_reuse.ModuleReuse`, the module built before for the same
+        name and arguments (``SharedCalibration(share_modules=True)`` names the modules it converts)."""
+        constructor, layer, arguments = self.quantized_form()
+        reuse = active_module_reuse()
+        if reuse is None or self.reuse_name is None:
+            return constructor(layer, *arguments)
+        return reuse.get(self.reuse_name, (constructor, arguments), lambda: constructor(layer, *arguments))
+
+    def quantized_form(self) -> tuple[type[QuantizedModule], nn.Module, tuple]:
+        """The quantized module's class, the float layer it is built from and its other arguments."""
         raise NotImplementedError
 
 
 class ObservedLayer(ObservedModule):
     """Observed form of a layer with one weight (or none) and one output."""
 
-    def to_quantized(self) -> QuantizedLayer:
-        return QuantizedLayer(
-            self.float_layer(),
+    def quantized_form(self) -> tuple[type[QuantizedLayer], nn.Module, tuple]:
+        arguments = (
             self._output_format(),
             self._input_bits(),
             self.elements,
-            weight=self.weight_quantizer(),
-            weight_codes=self.weight_codes,
-            relu=isinstance(self.layer, ConvReLU2d),
+            self.weight_quantizer(),
+            self.weight_codes,
+            isinstance(self.layer, ConvReLU2d),
         )
+        return QuantizedLayer, self.float_layer(), arguments
 
 
 class ObservedSquashLayer(ObservedModule):
@@ -139,16 +160,16 @@ class ObservedSquashLayer(ObservedModule):
             self.record(point, value, tensor)
         return output
 
-    def to_quantized(self) -> QuantizedSquashLayer:
-        return QuantizedSquashLayer(
-            self.layer,
+    def quantized_form(self) -> tuple[type[QuantizedSquashLayer], nn.Module, tuple]:
+        arguments = (
             integer_op_format(freeze(self.pre_observer)),
             squash_output_format(self._output_format()),
             self._input_bits(),
             self.elements,
-            weight=self.weight_quantizer(),
-            weight_codes=self.weight_codes,
+            self.weight_quantizer(),
+            self.weight_codes,
         )
+        return QuantizedSquashLayer, self.layer, arguments
 
 
 class RoutingObservers(nn.Module):
@@ -227,18 +248,18 @@ class ObservedRoutingLayer(ObservedModule):
             return self.layer.unfold_positions(outputs, tensor)
         return outputs
 
-    def to_quantized(self) -> QuantizedRoutingLayer:
+    def quantized_form(self) -> tuple[type[QuantizedRoutingLayer], nn.Module, tuple]:
         votes = integer_op_format(freeze(self.votes_observer))
-        return QuantizedRoutingLayer(
-            self.layer,
+        arguments = (
             votes,
             self.routing_observers.freeze(votes),
             self.routing_observers.elements,
             self._input_bits(),
             self.elements,
-            weight=self.weight_quantizer(),
-            weight_codes=self.weight_codes,
+            self.weight_quantizer(),
+            self.weight_codes,
         )
+        return QuantizedRoutingLayer, self.layer, arguments
 
 
 # --- the mappings ---------------------------------------------------------------------------------

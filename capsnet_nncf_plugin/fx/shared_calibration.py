@@ -11,6 +11,11 @@ A width can change which tensors torch.ao observes (a 16-bit last layer needs an
 output that an 8-bit one shares), so statistics are kept per set of observers, and an allocation whose
 prepared model has a set not seen yet is calibrated once more.
 
+With ``share_modules=True`` the integer models share every quantized module whose layer was converted
+the same way before (``module_reuse.py``): an allocation that changes one layer builds that layer's
+module and its consumer's, not the model's. The models must then not be modified in place; the allocation
+search, which only runs them, opts in.
+
 Bias correction measures the error of each allocation's own quantized weights, so it cannot be shared;
 ``quantize_fx`` is the one to call with it. GPTQ rounding can: the input moments it needs come from the
 float model, so they are gathered with the first calibration, and each (layer, weight grid) is rounded once.
@@ -29,6 +34,8 @@ from capsnet_nncf_plugin.core.clipping import DEFAULT_CLIP
 from capsnet_nncf_plugin.core.settings import QuantizationSettings
 from capsnet_nncf_plugin.fx.calibration import CalibrationStatistics, calibrate
 from capsnet_nncf_plugin.fx.input_formats import MODEL_INPUT_BITS
+from capsnet_nncf_plugin.fx.module_reuse import ModuleReuse
+from capsnet_nncf_plugin.fx.observed import ObservedModule
 from capsnet_nncf_plugin.fx.qconfig import get_capsnet_qconfig_mapping
 from capsnet_nncf_plugin.fx.workflow import convert_capsnet_fx, prepare_capsnet_fx
 
@@ -38,7 +45,8 @@ class SharedCalibration:
 
     The model is copied, so later changes to it do not reach the statistics. ``progress`` shows the one
     calibration pass. ``weight_rounding="gptq"`` rounds every allocation's weights with GPTQ on moments
-    gathered once.
+    gathered once. ``share_modules``: the models share the quantized modules they have in common (module
+    doc); do not modify them in place.
     """
 
     def __init__(
@@ -49,6 +57,7 @@ class SharedCalibration:
         input_bits: int = MODEL_INPUT_BITS,
         progress: bool = False,
         weight_rounding: str = "nearest",
+        share_modules: bool = False,
     ) -> None:
         self.batches = list(calibration_batches)
         if not self.batches:
@@ -60,6 +69,7 @@ class SharedCalibration:
         self._statistics: dict[tuple[str, ...], CalibrationStatistics] = {}
         self._moments: dict[str, torch.Tensor] = {}
         self._gptq_codes: dict[tuple, torch.Tensor] = {}
+        self.module_reuse = ModuleReuse() if share_modules else None
 
     @property
     def clip(self) -> str:
@@ -86,7 +96,13 @@ class SharedCalibration:
         )
         if known is None:
             self._statistics[signature] = CalibrationStatistics.of(prepared)
-        return convert_capsnet_fx(prepared)
+        if self.module_reuse is None:
+            return convert_capsnet_fx(prepared)
+        for name, module in prepared.named_modules():
+            if isinstance(module, ObservedModule):
+                module.reuse_name = name
+        with self.module_reuse.active():
+            return convert_capsnet_fx(prepared)
 
     @property
     def calibrations(self) -> int:

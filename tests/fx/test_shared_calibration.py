@@ -35,6 +35,7 @@ def allocations(model):
     ]
 
 
+@pytest.mark.parametrize("share_modules", [False, True], ids=["own-modules", "shared-modules"])
 @pytest.mark.parametrize(
     ("build", "clip", "observer_sets"),
     # ShallowCaps' class capsules at 16 bits after 8-bit layers get an observer of their own on the model
@@ -42,7 +43,9 @@ def allocations(model):
     [(tiny_capsnet, "hardware", 2), (tiny_deepcaps, "hardware", 1), (tiny_capsnet, "percentile", 2)],
     ids=["shallowcaps", "deepcaps", "shallowcaps-percentile"],  # percentile: sampled values shared too
 )
-def test_every_allocation_quantizes_as_quantize_fx_does(build, clip, observer_sets, monkeypatch):
+def test_every_allocation_quantizes_as_quantize_fx_does(
+    build, clip, observer_sets, share_modules, monkeypatch
+):
     model = build()
     images = tiny_images(32, seed=2)
     batches, probe = [images[:16], images[16:]], tiny_images(8, seed=9)
@@ -53,15 +56,18 @@ def test_every_allocation_quantizes_as_quantize_fx_does(build, clip, observer_se
         "calibrate",
         lambda *a, **k: (k.get("restore") is None and passes.append(1)) or calibrate(*a, **k),
     )
-    shared = SharedCalibration(model, batches, clip=clip)
+    shared = SharedCalibration(model, batches, clip=clip, share_modules=share_modules)
+    # Twice over: the second round's models are built from reused modules alone, when they are shared.
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        for allocation in allocations(model):
+        for allocation in allocations(model) * 2:
             expected = quantize_fx(model, batches, clip=clip, allocation=allocation)
             actual = shared.quantize(allocation)
             assert torch.equal(actual(probe), expected(probe))
             assert quantization_points(actual) == quantization_points(expected)
     assert len(passes) == shared.calibrations == observer_sets  # one per set of observers
+    if share_modules:
+        assert shared.module_reuse.reused > shared.module_reuse.built > 0
 
 
 def test_statistics_refuse_a_model_with_other_observers():
