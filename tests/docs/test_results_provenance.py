@@ -25,6 +25,11 @@ def test_every_allocation_row_names_its_commit(row):
 
 def test_every_frontier_and_search_speed_row_names_its_commit():
     frontier = json.loads((DOCS / "frontier.json").read_text())
-    speed = json.loads((DOCS / "search-speed.json").read_text())["rows"]
-    codes = [entry["code"] for entry in frontier.values()] + [row["code"] for row in speed.values()]
+    # One record per machine kind: search-speed.json, search-speed-vnni.json, ...
+    speed = [
+        row
+        for path in DOCS.glob("search-speed*.json")
+        for row in json.loads(path.read_text())["rows"].values()
+    ]
+    codes = [entry["code"] for entry in frontier.values()] + [row["code"] for row in speed]
     assert codes and all(COMMIT.fullmatch(code) for code in codes)
