@@ -90,7 +90,8 @@ class ObservedModule(nn.Module):
         factory = getattr(self.qconfig.weight, "p", None)  # with_args' partial: the observer and its settings
         if reuse is None or self.reuse_name is None or factory is None:
             return self._observe_weight(layer)
-        settings = (factory.func, factory.args, factory.keywords)
+        callable_arguments = getattr(self.qconfig.weight, "callable_args", {})  # with_callable_args'
+        settings = (factory.func, factory.args, factory.keywords, callable_arguments)
         return reuse.get(f"{self.reuse_name} weight format", settings, lambda: self._observe_weight(layer))
 
     def _observe_weight(self, layer: nn.Module) -> PowerOfTwoQuantizer:
