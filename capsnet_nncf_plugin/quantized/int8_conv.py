@@ -159,7 +159,7 @@ class Int8Conv2d:
         self, tensor: torch.Tensor, bias: torch.Tensor | None, output: tuple[float, int] | None = None
     ) -> torch.Tensor | None:
         """The convolution of the quantized ``tensor`` plus ``bias`` (float32, on the accumulator grid) as
-        float32, or None when its container is not 8-bit.
+        float32, or None when its container is not 8-bit or its shape not one the convolution takes.
 
         The int32 sums times the two powers of two, plus a bias on their grid, are exact float32 values
         where the layer's accumulator bound holds (the caller's condition): they are the float32 path's.
@@ -168,6 +168,10 @@ class Int8Conv2d:
         instead of the five of rounding float32 values afterwards; exact, as the values it rounds are):
         the codes of ``torch.quantize_per_tensor(values, scale, zero_point, torch.quint8)``.
         """
+        if tensor.dim() != 4 or tensor.shape[1] != self.conv.in_channels:
+            # Not an input this convolution takes: the float32 path raises torch's own error, which names
+            # the shapes (oneDNN's says only that it "could not create a primitive descriptor").
+            return None
         zero_point = int(tensor.q_zero_point())
         if tensor.dtype == torch.quint8:
             inputs = tensor.int_repr()

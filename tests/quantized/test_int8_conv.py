@@ -33,7 +33,9 @@ def float32_only(monkeypatch):
         (True, 2, 1, 1, 16),
         (True, 1, 0, 1, 3),
         (False, 2, 2, 4, 16),
-        (True, 1, 1, 1, 128),
+        # Many channels, as many as keep the float32 bound (2^24 steps) with full int8 weights: one channel
+        # of -128 codes on 96 inputs of -128 sums to 96 * 9 * 2^14 = 14.2 M steps.
+        (True, 1, 1, 1, 96),
     ],
 )
 def test_int8_sums_are_the_exact_sums(signed, stride, padding, groups, in_channels):
@@ -88,6 +90,17 @@ def test_weights_beyond_the_limit_and_wider_inputs_stay_on_float32():
     kernel = int8_conv.Int8Conv2d(conv, narrow.weights.codes, torch.ones(2)) if LIMIT else None
     sixteen_bits = carrier_of(random_codes((1, 4, 6, 6), 12, True, generator), 12, True, -3)  # qint32
     assert kernel is None or kernel(sixteen_bits, None) is None
+
+
+@needs_int8
+def test_an_input_of_other_channels_gets_torchs_error_naming_the_shapes():
+    generator = torch.Generator().manual_seed(5)
+    conv = nn.Conv2d(1, 2, 3)
+    layer = layer_with_codes(conv, random_codes(conv.weight.shape, 4, True, generator), 4, [-9, -9])
+    three_channels = carrier_of(random_codes((2, 3, 8, 8), 8, False, generator), 8, False, -3)
+    assert layer._int8_kernel()(three_channels, None) is None  # declined: not what oneDNN says of it
+    with pytest.raises(RuntimeError, match=r"expected input.* to have 1 channels, but got 3 channels"):
+        layer(three_channels)
 
 
 def test_no_int8_kernel_when_turned_off(float32_only):
