@@ -35,6 +35,7 @@ from validation_slices import compare_on, default_slices, predictions_on
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.cli.arguments import positive_int
 from capsnet_nncf_plugin.errors import ConfigError, run_reporting_user_errors
+from capsnet_nncf_plugin.evaluation import accuracy_of
 from capsnet_nncf_plugin.heap import keep_freed_memory
 from capsnet_nncf_plugin.job import SearchConfig, load_inputs
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                     compare_on(name, fp32[name][0], predictions, labels).loss_pp
                 )
     names = list(parts)
-    fp32_accuracy = {name: 100.0 * float((fp32[name][0] == fp32[name][1]).float().mean()) for name in names}
+    fp32_accuracy = {name: accuracy_of(*fp32[name]) for name in names}
     lines = [
         f"## {args.model}",
         "",
