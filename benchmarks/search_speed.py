@@ -41,6 +41,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,7 @@ def run_quantize(
     return {
         "seconds": seconds,
         "evaluations": sum(int(entry.get("evaluations", 0)) for entry in methods.values()),
+        "evaluation_cost": evaluation_cost(methods.values()),
         "search_seconds": sum(float(entry.get("search_seconds", 0.0)) for entry in methods.values()),
         "weight_reduction": chosen.get("weight_reduction"),
         "activation_reduction": chosen.get("activation_reduction"),
@@ -173,6 +175,24 @@ def run_quantize(
         "load_max": max(load.samples, default=None),
         "measured": datetime.datetime.now().isoformat(timespec="minutes"),
     }
+
+
+def evaluation_cost(methods: Iterable[dict[str, Any]]) -> dict[str, float] | None:
+    """The evaluation costs of every method of a run, added up (None where the code recorded none)."""
+    costs = [entry["evaluation_cost"] for entry in methods if "evaluation_cost" in entry]
+    if not costs:
+        return None
+    return {key: sum(cost[key] for cost in costs) for key in costs[0]}
+
+
+def describe_cost(cost: dict[str, float] | None) -> str:
+    """``complete / stopped early / build``: evaluations and seconds (a table cell)."""
+    if not cost:
+        return "-"
+    return (
+        f"{cost['complete']:.0f} in {cost['complete_seconds']:.0f} s / "
+        f"{cost['stopped']:.0f} in {cost['stopped_seconds']:.0f} s / {cost['build_seconds']:.0f} s"
+    )
 
 
 def time_runs(
@@ -255,7 +275,10 @@ def markdown(data: dict[str, Any], command: str) -> str:
         "start to exit: error analysis, search, FP32 and integer test-set evaluation and report. `before`",
         "is the code of the commit named in its column, `after` this one's; `load` is the 1-minute load",
         "average over the run (mean / max; above the core count the run shared the cores). `evals`: the",
-        "candidate allocations evaluated; `same`: whether both chose the same allocation; `phases`: where",
+        "candidate allocations evaluated; `complete / stopped / build`: the evaluations scored on",
+        "every validation image (count, seconds), those stopped early once they surely failed, and the",
+        "seconds spent building candidates (each search's `evaluation_cost` in summary.json, added up);",
+        "`same`: whether both chose the same allocation; `phases`: where",
         "the job's time went, as its summary.json reports it (total of the phases, then each). Each run",
         "starts with an empty `--reuse-dir`; `rerun`: the same command once more with that folder, which",
         "reads back the error analysis and the FP32 test pass.",
@@ -263,9 +286,9 @@ def markdown(data: dict[str, Any], command: str) -> str:
         *(f"CPU: {cpu}" for cpu in cpus),
         "",
         "| model | method | before s | before evals | after s | after evals | speed-up | search s | "
-        "weights x | activations x | test loss pp | same | load | before code | after code | measured | "
-        "phases | rerun s | rerun phases |",
-        "| --- | --- " + "| ---: " * 9 + "| --- " * 6 + "| ---: | --- |",
+        "complete / stopped / build | weights x | activations x | test loss pp | same | load | before code | "
+        "after code | measured | phases | rerun s | rerun phases |",
+        "| --- | --- " + "| ---: " * 6 + "| --- " + "| ---: " * 3 + "| --- " * 6 + "| ---: | --- |",
     ]
     for (model, method), sides in sorted(pairs.items()):
         before, after = sides.get("before"), sides.get("after")
@@ -288,6 +311,7 @@ def markdown(data: dict[str, Any], command: str) -> str:
             _cell(after, "evaluations", "d"),
             speedup,
             _cell(shown, "search_seconds", ".0f"),
+            describe_cost(shown.get("evaluation_cost")),
             _cell(shown, "weight_reduction", ".2f"),
             _cell(shown, "activation_reduction", ".2f"),
             _cell(shown, "test_loss_pp", ".2f"),

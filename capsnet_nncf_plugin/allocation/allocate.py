@@ -84,7 +84,8 @@ def allocate(
     the settings it was measured with (``allocation.settings``), so quantizing it repeats them. The
     defaults and the measurements behind them: ``allocation/defaults.py``.
     ``info`` of the result records the search: accuracies, evaluations, memory reductions,
-    ``analysis_seconds`` (the error analysis) and ``search_seconds`` (everything else).
+    ``analysis_seconds`` (the error analysis), ``search_seconds`` (everything else) and
+    ``evaluation_cost`` (where the evaluations' time went: ``evaluator.EvaluationCost``).
     ``fast``: evaluate candidates with the native kernels and the prefix cache (``evaluator.py``); the same
     decisions as ``False``, which runs each candidate's torch integer model as it is.
     ``store``: keeps FP32's pass over the validation images for the next search (``job/reuse.py``).
@@ -147,6 +148,7 @@ def allocate(
             "criterion": criterion,
             "meets_tolerance": evaluator.holds(allocation, tolerance),
             "evaluations": evaluator.evaluations,
+            "evaluation_cost": evaluator.cost.to_dict(),
             "analysis_seconds": analysis.seconds,
             # Wall time of this call without the error analysis it measured (lazy entries included).
             "search_seconds": time.perf_counter() - started - (analysis.seconds - analysis_before),

@@ -39,7 +39,7 @@ import logging
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch.utils.data import Dataset
@@ -82,6 +82,47 @@ class Measurement:
     @property
     def complete(self) -> bool:
         return self.failed_at_tolerance is None
+
+
+@dataclass
+class EvaluationCost:
+    """Where a search's candidate evaluations spent their wall-clock time.
+
+    A candidate that holds must be scored on every validation image, or a decision could change; one that
+    fails stops as soon as it has lost more images than the tolerance allows, mostly within its first batch
+    (the images come smallest FP32 margin first). So a search's time is mostly its ``complete`` evaluations,
+    each as long as the part of the network after the first layer it changes (the rest comes from the
+    prefix cache). ``build_seconds``: turning allocations into integer models.
+    """
+
+    complete: int = 0
+    complete_seconds: float = 0.0
+    stopped: int = 0
+    stopped_seconds: float = 0.0
+    stopped_images: int = 0
+    build_seconds: float = 0.0
+
+    def add(self, measured: Measurement, run_seconds: float, build_seconds: float) -> None:
+        """Count one evaluation that ran (a measurement read from a cache costs nothing)."""
+        self.build_seconds += build_seconds
+        if measured.complete:
+            self.complete += 1
+            self.complete_seconds += run_seconds
+        else:
+            self.stopped += 1
+            self.stopped_seconds += run_seconds
+            self.stopped_images += measured.images
+
+    def describe(self) -> str:
+        """One line for a report: what ran, and how long each part took."""
+        return (
+            f"{self.complete} scored on every image ({self.complete_seconds:.0f} s), "
+            f"{self.stopped} stopped early after {self.stopped_images:,} images in all "
+            f"({self.stopped_seconds:.0f} s), building them {self.build_seconds:.0f} s"
+        )
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 def check_criterion(criterion: str) -> str:
@@ -220,6 +261,7 @@ class AccuracyEvaluator:
         self.seconds = 0.0
         self.images_evaluated = 0  # validation images run through a candidate (early stops count less)
         self.images_from_prefix = 0  # of those, images that started at a cached cut
+        self.cost = EvaluationCost()
         # A subclass quantizing its own way cannot share measurements with the plain evaluator.
         if share and type(self).quantize is AccuracyEvaluator.quantize:
             key = (
@@ -308,13 +350,16 @@ class AccuracyEvaluator:
             return cached
         started = time.perf_counter()
         quantized = self.quantized_model(allocation)
+        built = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             measured = self._run(quantized, stop_beyond)
+        finished = time.perf_counter()
         self.evaluations += key not in self.cache
         self.cache[key] = measured
         self.state.measurements[(self.criterion, key)] = measured
-        self.seconds += time.perf_counter() - started
+        self.seconds += finished - started
+        self.cost.add(measured, run_seconds=finished - built, build_seconds=built - started)
         return measured
 
     def _forward(self, quantized: torch.nn.Module):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from capsnet_nncf_plugin.allocation.evaluator import EvaluationCost
 from capsnet_nncf_plugin.allocation.sensitivity import BLOCK_KINDS, KINDS, ErrorAnalysis
 from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.core.bit_allocation import BitAllocation
@@ -42,6 +43,8 @@ def write_markdown(
 ) -> None:
     """The job's report.md; ``time_spent``: where the job's time went (a ``PhaseTimer`` description)."""
     info = allocation.info
+    # Allocations of older searches do not record it.
+    cost = EvaluationCost(**info["evaluation_cost"]) if "evaluation_cost" in info else None
     lines = [
         f"# {title}",
         "",
@@ -60,6 +63,7 @@ def write_markdown(
         f"| routing memory reduction | {info['routing_reduction']:.2f}x |",
         f"| search | {info['search_seconds']:.0f} s, {info['evaluations']} evaluations "
         f"(error analysis {info['analysis_seconds']:.0f} s) |",
+        *([f"| the search's evaluations | {cost.describe()} |"] if cost else []),
         *([f"| time of the whole job | {time_spent} |"] if time_spent else []),
         "",
         "## Bits per layer",

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator, Measurement
+from capsnet_nncf_plugin.allocation.evaluator import AccuracyEvaluator, EvaluationCost, Measurement
 from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.data.image_dataset import ImageDataset
 
@@ -114,6 +114,12 @@ def test_a_failing_allocation_stops_after_the_batches_that_settle_it():
     assert evaluation.holds(allocation, tolerance=10.0)
     assert evaluation.measure(allocation) == Measurement(accuracy=90.0, lost=10.0, images=40)
     assert evaluation.evaluations == 1
+    # Where the time went: one run stopped after 4 images, one scored all 40, the cached answer free.
+    cost = evaluation.cost
+    assert (cost.complete, cost.stopped, cost.stopped_images) == (1, 1, 4)
+    assert cost.complete_seconds > 0 and cost.stopped_seconds > 0 and cost.build_seconds >= 0
+    assert cost.describe().startswith("1 scored on every image (0 s), 1 stopped early after 4 images in all")
+    assert EvaluationCost(**cost.to_dict()) == cost
 
 
 def test_measure_with_stop_beyond_stops_once_the_accuracy_surely_drops_that_far():

@@ -49,10 +49,14 @@ def test_one_row_times_capsq_quantize_and_renders_the_table(untrained_mnist_chec
     assert "CPU: " in table and "--method uniform-8" in table
     # The job's own phases: where its seconds went.
     assert {"error_analysis", "search:uniform-8", "fp32_test", "integer_test"} <= set(row["phases"])
-    assert cells[16].startswith(f"{sum(row['phases'].values()):.0f} s: loading ")
+    assert cells[17].startswith(f"{sum(row['phases'].values()):.0f} s: loading ")
+    # Where the search's evaluations went: the chosen allocation is always scored on every image.
+    cost = row["evaluation_cost"]
+    assert cost["complete"] == 1 and cost["complete_seconds"] > 0 and cost["stopped"] <= 1
+    assert cells[8] == search_speed.describe_cost(cost) and cells[8].startswith("1 in ")
     # The rerun reads back the error analysis and the FP32 test pass: the same answer, those phases cheap.
     rerun = row["rerun"]
-    assert rerun["same"] and cells[17] == f"{rerun['seconds']:.0f}"
+    assert rerun["same"] and cells[18] == f"{rerun['seconds']:.0f}"
     assert rerun["phases"]["fp32_test"] < row["phases"]["fp32_test"]
     assert rerun["phases"]["error_analysis"] < row["phases"]["error_analysis"]
 
@@ -91,8 +95,9 @@ def test_the_table_puts_before_and_after_side_by_side():
     line = next(line for line in table.splitlines() if line.startswith("| m | x |"))
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert cells[2:7] == ["900", "30", "300", "30", "3.0x"]
-    assert cells[11:15] == ["yes", "1.5 / 2.2", "aaaa", "bbbb"]
-    assert cells[16] == "-"  # measured before jobs timed their phases
+    assert cells[8] == "-"  # measured before jobs recorded where their evaluations' time went
+    assert cells[12:16] == ["yes", "1.5 / 2.2", "aaaa", "bbbb"]
+    assert cells[17] == "-"  # measured before jobs timed their phases
     rows["m x after"]["phases"] = {"error_analysis": 60.0, "search:x": 200.0, "integer_test": 40.0}
     table = search_speed.markdown({"rows": rows}, "python benchmarks/search_speed.py")
     line = next(line for line in table.splitlines() if line.startswith("| m | x |"))
@@ -101,6 +106,11 @@ def test_the_table_puts_before_and_after_side_by_side():
     table = search_speed.markdown({"rows": rows}, "python benchmarks/search_speed.py")
     line = next(line for line in table.splitlines() if line.startswith("| m | x |"))
     assert line.endswith("| 210 | 210 s: search:x 190 s, integer test 20 s |")
+    cost = {"complete": 3, "complete_seconds": 150.2, "stopped": 9, "stopped_seconds": 20.0}
+    rows["m x after"]["evaluation_cost"] = {**cost, "stopped_images": 900, "build_seconds": 12.4}
+    table = search_speed.markdown({"rows": rows}, "python benchmarks/search_speed.py")
+    line = next(line for line in table.splitlines() if line.startswith("| m | x |"))
+    assert "| 200 | 3 in 150 s / 9 in 20 s / 12 s | 5.00 |" in line
 
 
 def test_a_row_remeasured_by_other_code_keeps_the_old_search_cost_as_before():

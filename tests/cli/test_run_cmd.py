@@ -142,6 +142,10 @@ def test_quantize_writes_allocation_report_and_plots(checkpoint, tmp_path, capsy
     phases = ["loading", "error_analysis", "search:uniform-8", "fp32_test", "integer_test"]
     assert list(summary["seconds"]) == phases and all(value > 0 for value in summary["seconds"].values())
     assert "| time of the whole job |" in (out / "report.md").read_text()
+    # ... and where the search's evaluations spent theirs: the chosen allocation saw every image.
+    cost = summary["methods"][0]["evaluation_cost"]
+    assert cost["complete"] == 1 and cost == allocation["info"]["evaluation_cost"]
+    assert "| the search's evaluations | 1 scored on every image (" in (out / "report.md").read_text()
     figures = ("sensitivity.png", "block_sensitivity.png", "routing_sensitivity.png")
     for name in ("report.md", "bits_per_layer.png", "accuracy_vs_memory.png", *figures):
         assert (out / name).stat().st_size > 0, name
