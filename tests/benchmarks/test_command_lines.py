@@ -34,6 +34,7 @@ def run_script(script: str, *arguments: str) -> subprocess.CompletedProcess:
         "routing_thresholds.py",
         "validation_slices.py",
         "selection_bias.py",
+        "candidate_cost.py",
     ],
 )
 def test_an_unknown_zoo_model_is_one_line_naming_the_zoo(script, tmp_path):
