@@ -100,6 +100,12 @@ def integer_accuracies(quantized, inputs, limit, label) -> tuple[float, float]:
     return agreement.reference_accuracy, agreement.candidate_accuracy
 
 
+def append_markdown(path: Path, text: str) -> None:
+    """Append ``text`` to the Markdown file ``path`` (a blank line after what it holds), atomically."""
+    previous = path.read_text() if path.exists() else ""
+    write_text_atomically(path, previous + ("\n" if previous else "") + text)
+
+
 def code_version() -> str | None:
     """The git commit of the package this run imported, ``+changes`` when its tracked sources or this script
     differ from it (a row measured so cannot be reproduced from the commit alone); None outside git.

@@ -30,12 +30,11 @@ import warnings
 from pathlib import Path
 
 import torch
-from allocation import code_version
+from allocation import append_markdown, code_version
 from search_speed import cpu_description
 
 from capsnet_nncf_plugin.allocation import quantizable_layers
 from capsnet_nncf_plugin.allocation.native_kernels import native_kernels
-from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.cli.arguments import positive_int
 from capsnet_nncf_plugin.core import BitAllocation
 from capsnet_nncf_plugin.data import search_images
@@ -144,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.markdown is not None:
-        previous = args.markdown.read_text() if args.markdown.exists() else ""
-        write_text_atomically(args.markdown, previous + ("\n" if previous else "") + text)
+        append_markdown(args.markdown, text)
     return 0
 
 

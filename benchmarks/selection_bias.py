@@ -28,11 +28,10 @@ import warnings
 from pathlib import Path
 
 import torch
-from allocation import code_version
+from allocation import append_markdown, code_version
 from tqdm import tqdm
 from validation_slices import compare_on, default_slices, predictions_on
 
-from capsnet_nncf_plugin.atomic_file import write_text_atomically
 from capsnet_nncf_plugin.cli.arguments import positive_int
 from capsnet_nncf_plugin.errors import ConfigError, run_reporting_user_errors
 from capsnet_nncf_plugin.evaluation import accuracy_of
@@ -118,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.markdown is not None:
-        previous = args.markdown.read_text() if args.markdown.exists() else ""
-        write_text_atomically(args.markdown, previous + ("\n" if previous else "") + text)
+        append_markdown(args.markdown, text)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,17 @@ def settings_text(allocation: BitAllocation) -> str:
     return text + (", bias correction" if settings.bias_correction else "")
 
 
+def recorded_cost(info: dict[str, Any]) -> EvaluationCost | None:
+    """The search's evaluation cost as ``info`` records it; None where it records none in this form (an
+    allocation from an older search, or a file edited by hand: the report leaves the line out)."""
+    recorded = info.get("evaluation_cost")
+    if not isinstance(recorded, dict) or set(recorded) != {field.name for field in fields(EvaluationCost)}:
+        return None
+    if not all(isinstance(value, (int, float)) for value in recorded.values()):
+        return None
+    return EvaluationCost(**recorded)
+
+
 def write_markdown(
     path: Path,
     title: str,
@@ -43,8 +55,7 @@ def write_markdown(
 ) -> None:
     """The job's report.md; ``time_spent``: where the job's time went (a ``PhaseTimer`` description)."""
     info = allocation.info
-    # Allocations of older searches do not record it.
-    cost = EvaluationCost(**info["evaluation_cost"]) if "evaluation_cost" in info else None
+    cost = recorded_cost(info)
     lines = [
         f"# {title}",
         "",
