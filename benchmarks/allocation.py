@@ -100,10 +100,14 @@ def integer_accuracies(quantized, inputs, limit, label) -> tuple[float, float]:
     return agreement.reference_accuracy, agreement.candidate_accuracy
 
 
-def append_markdown(path: Path, text: str) -> None:
-    """Append ``text`` to the Markdown file ``path`` (a blank line after what it holds), atomically."""
-    previous = path.read_text() if path.exists() else ""
-    write_text_atomically(path, previous + ("\n" if previous else "") + text)
+def publish_section(text: str, markdown: Path | None) -> int:
+    """Print a section of Markdown and append it to ``markdown`` if given (a blank line after what the file
+    holds, atomically); the exit status of a script that ends there."""
+    print(text)
+    if markdown is not None:
+        previous = markdown.read_text() if markdown.exists() else ""
+        write_text_atomically(markdown, previous + ("\n" if previous else "") + text)
+    return 0
 
 
 def code_version() -> str | None:

@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from allocation import append_markdown, code_version
+from allocation import code_version, publish_section
 from search_speed import cpu_description
 
 from capsnet_nncf_plugin.allocation import quantizable_layers
@@ -140,11 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *table("onnxruntime, per op type", in_onnxruntime),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.markdown is not None:
-        append_markdown(args.markdown, text)
-    return 0
+    return publish_section("\n".join(lines) + "\n", args.markdown)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from allocation import append_markdown, code_version
+from allocation import code_version, publish_section
 from tqdm import tqdm
 from validation_slices import compare_on, default_slices, predictions_on
 
@@ -114,11 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         mean, error = mean_and_error(gaps)
         cells.append(f"{mean:+.2f} ± {error:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.markdown is not None:
-        append_markdown(args.markdown, text)
-    return 0
+    return publish_section("\n".join(lines) + "\n", args.markdown)
 
 
 if __name__ == "__main__":
