@@ -258,7 +258,6 @@ class AccuracyEvaluator:
         self.cache: dict[tuple, Measurement] = {}
         self._latest: tuple[tuple, torch.fx.GraphModule] | None = None
         self.evaluations = 0
-        self.seconds = 0.0
         self.images_evaluated = 0  # validation images run through a candidate (early stops count less)
         self.images_from_prefix = 0  # of those, images that started at a cached cut
         self.cost = EvaluationCost()
@@ -358,7 +357,6 @@ class AccuracyEvaluator:
         self.evaluations += key not in self.cache
         self.cache[key] = measured
         self.state.measurements[(self.criterion, key)] = measured
-        self.seconds += finished - started
         self.cost.add(measured, run_seconds=finished - built, build_seconds=built - started)
         return measured
 
